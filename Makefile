@@ -1,0 +1,33 @@
+# The two set-up commands for a fresh machine (see README):
+#   make demo   create .venv if missing, install everything, run the main job on defaults
+#   make test   create .venv if missing, install everything, run the test suite
+# CI (.ci/run) also runs `make test-slow`: the tests marked slow (several minutes).
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-slow install clean-venv
+
+install: $(STAMP)
+
+# torch first, pinned: pip takes the CPU build from this machine's disk; installing the
+# project before it would let a dependency resolve a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24" setuptools wheel
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) scripts/demo.py
+
+test: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Solved games: rules, positions and (later) the common `Game` protocol and environments."""

@@ -1,0 +1,1 @@
+"""Interpretability experiments on transformer language models (transformer_lens)."""

@@ -1,0 +1,1 @@
+"""Linear probes, TCAV and causal tests on named activations; game- and model-agnostic."""

@@ -1,0 +1,148 @@
+"""Pascal Pons' six Connect Four benchmark sets: where they are, what they contain, and
+how to generate look-alikes of the ones that are not shipped.
+
+Pons' sets classify positions by stones played (L1: <= 14, L2: 15..28, L3: > 28) and by
+plies remaining to the end under perfect play (R1: < 14, R2: 14..27, R3: >= 28). Three
+sets are shipped in ``../shared/data/connect4``; ``Test_L1_R2`` ships with the project
+in ``data/connect4``. For Middle-Medium and Begin-Hard, `generate_positions` draws random
+openings and keeps those whose exact solution has the right length.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from games.connect4.position import Position
+
+if TYPE_CHECKING:  # pragma: no cover
+    from solver.engine import Solver
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SEARCH_DIRS = (REPO_ROOT.parent / "shared" / "data" / "connect4", REPO_ROOT / "data" / "connect4")
+
+
+@dataclass(frozen=True)
+class BenchmarkSet:
+    """One of Pons' sets, with the reference figures of his C++ solver (part 12, strong,
+    no book, TT reset per position) measured on this project's machine class."""
+
+    name: str
+    label: str
+    moves: tuple[int, int]  # stones played, inclusive
+    remaining: tuple[int, int]  # plies to the end under perfect play, inclusive
+    pons_mean_us: float
+    pons_mean_nodes: float
+    generated_name: str | None = None  # file of our look-alike set when his is not shipped
+
+
+PONS_SETS = (
+    BenchmarkSet("Test_L3_R1", "End-Easy", (29, 41), (1, 13), 4.0, 51.28),
+    BenchmarkSet("Test_L2_R1", "Middle-Easy", (15, 28), (1, 14), 29.5, 449.6),
+    BenchmarkSet("Test_L2_R2", "Middle-Medium", (15, 27), (15, 27), 2980.0, 39907.2, "Gen_L2_R2"),
+    BenchmarkSet("Test_L1_R1", "Begin-Easy", (1, 14), (1, 14), 186.0, 3297.8),
+    BenchmarkSet("Test_L1_R2", "Begin-Medium", (1, 14), (15, 28), 144000.0, 1200784.6),
+    BenchmarkSet("Test_L1_R3", "Begin-Hard", (1, 13), (29, 42), 7610000.0, 58760000.0, "Gen_L1_R3"),
+)
+# Begin-Hard reference: the first 70 positions of Pons' file (his solver needs ~2.4 h for
+# all 1,000 here); published mean over all 1,000 is 5.49 s and 65.9 M nodes.
+
+
+def find_set_file(name: str) -> Path | None:
+    """Path of a benchmark file in ``../shared/data/connect4`` or ``data/connect4``."""
+    for folder in SEARCH_DIRS:
+        if (folder / name).exists():
+            return folder / name
+    return None
+
+
+def read_set(path: str | Path) -> list[tuple[str, int]]:
+    """``(moves, score)`` pairs of a file with one ``MOVES SCORE`` line per position."""
+    pairs = []
+    for lineno, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        fields = line.split()
+        if len(fields) != 2:
+            raise ValueError(f"{path}:{lineno}: expected 'MOVES SCORE', got {line!r}")
+        pairs.append((fields[0], int(fields[1])))
+    return pairs
+
+
+def remaining_plies(score: int, moves: int, width: int = 7, height: int = 6) -> int:
+    """Plies from a position to the end of the game under perfect play.
+
+    A side that wins with its k-th stone scores ``W*H // 2 + 1 - k``; the first player's
+    k-th stone is ply ``2k - 1``, the second's ply ``2k``. Draws end with a full board.
+    """
+    n_squares = width * height
+    if score == 0:
+        return n_squares - moves
+    k = n_squares // 2 + 1 - abs(score)
+    first_player_to_move = moves % 2 == 0
+    winner_is_first = first_player_to_move == (score > 0)
+    end_ply = 2 * k - 1 if winner_is_first else 2 * k
+    return end_ply - moves
+
+
+def generate_positions(
+    n: int,
+    moves: tuple[int, int],
+    remaining: tuple[int, int],
+    solver: "Solver",
+    *,
+    seed: int = 0,
+    max_tries: int = 1_000_000,
+    progress: bool = True,
+) -> list[tuple[str, int]]:
+    """Random openings whose exact solution ends within `remaining` plies.
+
+    Each candidate is a uniformly random legal game of a uniformly drawn length in
+    `moves`, never ending the game and never leaving the side to move an immediate win;
+    it is solved exactly and kept if its remaining length fits. Deterministic by seed.
+    """
+    rng = random.Random(seed)
+    width, height = solver.size.width, solver.size.height
+    kept: list[tuple[str, int]] = []
+    seen: set[int] = set()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n, desc=f"positions with {moves[0]}-{moves[1]} stones, {remaining[0]}-{remaining[1]} plies left", unit="pos")
+    tries = 0
+    while len(kept) < n:
+        tries += 1
+        if tries > max_tries:
+            raise RuntimeError(f"only {len(kept)} of {n} positions found in {max_tries} tries")
+        length = rng.randint(*moves)
+        pos = Position.empty(width, height)
+        for _ in range(length):
+            cols = [c for c in pos.legal_moves() if not pos.is_winning_move(c)]
+            if not cols:
+                break
+            pos = pos.play(rng.choice(cols))
+        if pos.moves != length or pos.is_terminal() or pos.can_win_next():
+            continue
+        if pos.canonical_key() in seen:
+            continue
+        seen.add(pos.canonical_key())
+        score = solver.solve(pos)
+        if remaining[0] <= remaining_plies(score, pos.moves, width, height) <= remaining[1]:
+            kept.append((pos.history, score))
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    return kept
+
+
+def write_set(path: str | Path, pairs: list[tuple[str, int]]) -> None:
+    """Write ``MOVES SCORE`` lines atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text("".join(f"{m} {s}\n" for m, s in pairs))
+    tmp.replace(path)

@@ -1,0 +1,202 @@
+"""Opening books: exact scores of every position up to a depth, keyed by canonical key.
+
+A book is built bottom-up: every live position with exactly `depth` stones is solved by
+search, then shallower positions follow by plain minimax over their children (all in
+the book or finished), so only the deepest level costs search time. The solver looks
+positions with at most `depth` stones up in the book instead of searching them.
+
+Books are saved as ``.npz`` (written to a temporary file, then renamed) and found by
+`load_default_book`: first a book shipped in ``solver/books/``, then one in the user's
+cache (``$SOLVEDLENS_CACHE`` or ``~/.cache/solvedlens``), the deepest one winning.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+
+from games.connect4.enumerate import positions_by_ply
+from games.connect4.position import BoardSize, Position
+
+if TYPE_CHECKING:  # pragma: no cover
+    from solver.engine import Solver
+
+logger = logging.getLogger(__name__)
+
+SHIPPED_BOOK_DIR = Path(__file__).parent / "books"
+FORMAT_VERSION = 1
+
+
+def cache_dir() -> Path:
+    """Folder for generated books and other cached artefacts."""
+    return Path(os.environ.get("SOLVEDLENS_CACHE", Path.home() / ".cache" / "solvedlens"))
+
+
+@dataclass(frozen=True)
+class OpeningBook:
+    """Exact scores (side to move) of every live position with at most `depth` stones.
+
+    :param keys: sorted uint64 canonical keys (`Position.canonical_key`).
+    :param scores: int8 scores, aligned with `keys`.
+    """
+
+    width: int
+    height: int
+    depth: int
+    keys: np.ndarray
+    scores: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.keys.dtype != np.uint64 or self.scores.dtype != np.int8 or self.keys.shape != self.scores.shape:
+            raise ValueError("book keys must be uint64 and scores int8 arrays of the same length")
+        if self.keys.size > 1 and not np.all(self.keys[1:] > self.keys[:-1]):
+            raise ValueError("book keys must be sorted and unique")
+
+    def __len__(self) -> int:
+        return int(self.keys.size)
+
+    def lookup(self, position: Position) -> int | None:
+        """Score of `position` if the book holds it."""
+        if (position.size.width, position.size.height) != (self.width, self.height):
+            raise ValueError(f"position is {position.size}, book is {self.width}x{self.height}")
+        key = np.uint64(position.canonical_key())
+        i = int(np.searchsorted(self.keys, key))
+        if i < self.keys.size and self.keys[i] == key:
+            return int(self.scores[i])
+        return None
+
+    # -------------------------------------------------------------- persistence
+    def save(self, path: str | Path) -> Path:
+        """Write the book atomically (temporary file, then rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"format": FORMAT_VERSION, "width": self.width, "height": self.height, "depth": self.depth}
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez_compressed(f, keys=self.keys, scores=self.scores, meta=np.array(json.dumps(meta)))
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "OpeningBook":
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"no opening book at {path}; build one with scripts/make_book.py")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                keys, scores = data["keys"], data["scores"]
+        except (OSError, KeyError, ValueError) as exc:
+            raise ValueError(f"{path} is not a valid opening book ({exc})") from exc
+        if meta.get("format") != FORMAT_VERSION:
+            raise ValueError(f"{path} has book format {meta.get('format')}, expected {FORMAT_VERSION}")
+        return cls(int(meta["width"]), int(meta["height"]), int(meta["depth"]), keys, scores)
+
+
+def book_filename(width: int, height: int, depth: int) -> str:
+    return f"connect4_{width}x{height}_depth{depth}.npz"
+
+
+def find_books(width: int, height: int) -> list[Path]:
+    """Book files for this board size, shipped ones first, then cached ones."""
+    found = []
+    for folder in (SHIPPED_BOOK_DIR, cache_dir() / "books"):
+        found.extend(sorted(folder.glob(f"connect4_{width}x{height}_depth*.npz")))
+    return found
+
+
+def load_default_book(width: int = 7, height: int = 6) -> OpeningBook | None:
+    """The deepest shipped or cached book for the board size, or None."""
+    best: OpeningBook | None = None
+    for path in find_books(width, height):
+        try:
+            book = OpeningBook.load(path)
+        except ValueError as exc:
+            logger.warning("ignoring %s: %s", path, exc)
+            continue
+        if best is None or book.depth > best.depth:
+            best = book
+    return best
+
+
+def minimax_from_children(position: Position, child_score: Callable[[Position], int]) -> int:
+    """Exact score of `position` from its children's exact scores (side-to-move convention)."""
+    n_squares = position.size.n_squares
+    best = None
+    for col in position.legal_moves():
+        if position.is_winning_move(col):
+            value = (n_squares + 1 - position.moves) // 2
+        else:
+            child = position.play(col)
+            value = 0 if child.is_terminal() else -child_score(child)
+        best = value if best is None else max(best, value)
+    if best is None:
+        raise ValueError("minimax_from_children needs a live position")
+    return best
+
+
+def build_book(
+    depth: int,
+    solver: "Solver",
+    *,
+    checkpoint: str | Path | None = None,
+    progress: bool = True,
+) -> OpeningBook:
+    """Build the book of every live position with at most `depth` stones.
+
+    :param solver: the solver that searches the deepest level (its board size is used).
+    :param checkpoint: JSON file of deepest-level results, saved as they come and read
+        back on restart, so an interrupted build resumes where it stopped.
+    :param progress: show a progress bar.
+    """
+    size: BoardSize = solver.size
+    if depth < 0 or depth >= size.n_squares:
+        raise ValueError(f"book depth must be in 0..{size.n_squares - 1}, got {depth}")
+    levels = positions_by_ply(depth, size.width, size.height, canonical=True)
+    done: dict[int, int] = {}
+    ckpt = Path(checkpoint) if checkpoint else None
+    if ckpt and ckpt.exists():
+        saved = json.loads(ckpt.read_text())
+        if (saved["width"], saved["height"], saved["depth"]) != (size.width, size.height, depth):
+            raise ValueError(f"checkpoint {ckpt} is for another book ({saved['width']}x{saved['height']}, depth {saved['depth']})")
+        done = {int(k): int(v) for k, v in saved["scores"].items()}
+        logger.info("resuming book build: %d of %d deepest positions already solved", len(done), len(levels[depth]))
+
+    def save_checkpoint() -> None:
+        if ckpt is None:
+            return
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        tmp = ckpt.with_suffix(ckpt.suffix + ".tmp")
+        payload = {"width": size.width, "height": size.height, "depth": depth, "scores": {str(k): v for k, v in done.items()}}
+        tmp.write_text(json.dumps(payload))
+        os.replace(tmp, ckpt)
+
+    todo = [p for p in levels[depth] if p.canonical_key() not in done]
+    iterator = todo
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(todo, desc=f"solving {len(levels[depth])} positions at depth {depth}", unit="pos")
+    for i, p in enumerate(iterator):
+        done[p.canonical_key()] = solver.solve(p)
+        if ckpt is not None and (i % 25 == 24 or i == len(todo) - 1):
+            save_checkpoint()
+
+    scores: dict[int, int] = dict(done)
+    for ply in range(depth - 1, -1, -1):
+        for p in levels[ply]:
+            scores[p.canonical_key()] = minimax_from_children(p, lambda c: scores[c.canonical_key()])
+    keys = np.array(sorted(scores), dtype=np.uint64)
+    values = np.array([scores[int(k)] for k in keys], dtype=np.int8)
+    return OpeningBook(size.width, size.height, depth, keys, values)

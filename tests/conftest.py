@@ -1,0 +1,38 @@
+"""Shared test fixtures: paths to the read-only shared data, one torch thread, offline hubs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
+CONNECT4_DATA = SHARED / "data" / "connect4"
+PROJECT_DATA = REPO_ROOT / "data" / "connect4"
+
+
+def read_benchmark(name: str) -> list[tuple[str, int]]:
+    """(moves, score) pairs of one of Pons' benchmark files: shared/ first, then data/."""
+    for folder in (CONNECT4_DATA, PROJECT_DATA):
+        path = folder / name
+        if path.exists():
+            pairs = []
+            for line in path.read_text().splitlines():
+                if line.strip():
+                    moves, score = line.split()
+                    pairs.append((moves, int(score)))
+            return pairs
+    pytest.skip(f"benchmark file {name} not found in {CONNECT4_DATA} or {PROJECT_DATA} (../shared is absent)")
+
+
+@pytest.fixture(scope="session")
+def solver_7x6():
+    """One solver for the whole session (its 128 MiB table is touched lazily)."""
+    from solver import Solver
+
+    return Solver(7, 6)

@@ -1,0 +1,29 @@
+"""Long solver checks (minutes), run by CI through `make test-slow`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.conftest import read_benchmark
+
+pytestmark = pytest.mark.slow
+
+
+def test_begin_medium_set_exact(solver_7x6):
+    # Pons' Begin-Medium set (1,000 positions, 15-28 plies left): about 75 s here
+    pairs = read_benchmark("Test_L1_R2")
+    scores, _ = solver_7x6.solve_many([m for m, _ in pairs])
+    mismatches = [(m, int(got), s) for (m, s), got in zip(pairs, scores) if got != s]
+    assert not mismatches, mismatches[:5]
+
+
+def test_empty_board_column_scores():
+    # known exact values: the first player wins only in the centre, with its 21st stone
+    from solver import Solver, load_default_book
+
+    solver = Solver(book=load_default_book(7, 6))
+    assert solver.analyze("") == [-2, -1, 0, 1, 0, -1, -2]
+    assert solver.solve("") == 1
+    assert solver.best_moves("") == [3]
+    assert np.sign(solver.solve("", weak=True)) == 1
