@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_TT_LOG2 = 24  # main table: 2^24 slots of 8 bytes (128 MiB, touched lazily)
 DEFAULT_SMALL_TT_LOG2 = 19  # small table: 4 MiB, mostly in cache while a search is small
 DEFAULT_ESCALATE_NODES = 1 << 18  # a solve moves to the main table after this many nodes
-DEFAULT_FLAGS = search.USE_PREFETCH | search.USE_TWO_TIER | search.USE_TT_MOVE | search.USE_LAZY_ETC
+DEFAULT_FLAGS = search.USE_PREFETCH | search.USE_TWO_TIER | search.USE_TT_MOVE  # ETC and symmetry: fewer nodes, more time (results/bench_solver.json)
 
 
 @functools.lru_cache(maxsize=1)

@@ -11,6 +11,8 @@ Each addition is a switch in `flags`, measured by `scripts/bench_solver.py`:
 * ``USE_ETC``: enhanced transposition cutoffs, a child already known to refute beta cuts
   before any child is searched (only where at least `ETC_MIN_EMPTY` squares are empty);
 * ``USE_LAZY_ETC``: the same check, but only once the first move failed to cut;
+  both ETCs run only once a search has grown onto the main table (small searches do not
+  repay the extra probes);
 * ``USE_TWO_TIER``: two slots per bucket, one kept for the bigger subtree, one always
   replaced (instead of one always-replaced slot);
 * ``USE_SYMMETRY``: a position and its mirror image share a TT entry in the opening.
@@ -382,7 +384,7 @@ def negamax(W, H, cur0, mask0, moves0, alpha0, beta0, tables, book_keys, book_sc
                             p -= 1
                         stack_i[uint64(bi + S_LIST + 2 * p)] = col
                         stack_i[uint64(bi + S_LIST + 1 + 2 * p)] = score
-            if use_etc and n_squares - moves >= ETC_MIN_EMPTY:
+            if use_etc and not small and n_squares - moves >= ETC_MIN_EMPTY:
                 j, v = refuting_child(tt, shift, two_tier, use_symmetry, stack_i, bi, n - 1, cur, mask, candidates, moves, beta, W, H)
                 if j >= 0:
                     value = v
@@ -443,7 +445,7 @@ def negamax(W, H, cur0, mask0, moves0, alpha0, beta0, tables, book_keys, book_sc
             cur = stack_u[uint64(bu + U_CUR)]
             mask = stack_u[uint64(bu + U_MASK)]
             candidates = stack_u[uint64(bu + U_CANDIDATES)]
-            if use_lazy_etc and j >= 0 and j == stack_i[uint64(bi + S_COUNT)] - 2:
+            if use_lazy_etc and not small and j >= 0 and j == stack_i[uint64(bi + S_COUNT)] - 2:
                 # the first move did not cut: is one of the others already known to?
                 jj, v = refuting_child(tt, shift, two_tier, use_symmetry, stack_i, bi, j, cur, mask, candidates,
                                        stack_i[uint64(bi + S_MOVES)], beta, W, H)

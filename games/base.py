@@ -1,0 +1,176 @@
+"""The `Game` protocol every solved game implements, and the symmetry type it uses.
+
+A game is a stateless rules object; its states are immutable and hashable. Everything
+the rest of the framework needs goes through this interface: environments, agent
+training, concept labelling and probe sweeps take a game (or its registry name) and
+never look inside a state.
+
+Conventions:
+* players are 0 (first to move) and 1; `to_play(state)` says whose turn it is;
+* `outcome(state)` of a finished game is +1 if player 0 won, -1 if player 1 won, 0 draw;
+* values are from the side to move: `value(state)` is -1/0/+1 under perfect play, and
+  `action_values(state)[a]` is the value for the side to move of playing `a` (NaN if
+  illegal), so the best actions are the argmax;
+* `observation(state)` is a float32 ``C x H x W`` array relative to the side to move:
+  plane 0 its own stones, plane 1 the opponent's, then whatever else the game needs.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Hashable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class BatchOps:
+    """Compiled kernels over many boards held in a ``uint64 [N, state_width]`` array.
+
+    Every kernel works in place on the rows given; actions are ints, players 0/1.
+
+    * ``reset(states, rows)``: put boards `rows` in the initial position;
+    * ``play(states, actions, rows, terminal, mover_reward)``: play ``actions[i]`` on
+      board ``rows[i]`` for its side to move; set ``terminal[i]`` and the mover's reward
+      ``mover_reward[i]`` (+1 it won, 0 otherwise); returns the first illegal ``i`` or -1;
+    * ``observe(states, rows, out)``: ``out[i]`` = planes of board ``rows[i]`` relative to
+      its side to move;
+    * ``masks(states, rows, out)``: legal-action masks;
+    * ``random_actions(states, rows, out)``: a uniformly random legal action per board;
+    * ``to_play(states, rows, out)``: the side to move of each board;
+    * ``to_state(row)``: (plain Python) the game's state object of one board row.
+    """
+
+    state_width: int
+    reset: Any
+    play: Any
+    observe: Any
+    masks: Any
+    random_actions: Any
+    to_play: Any
+    to_state: Any
+
+
+@dataclass(frozen=True)
+class Symmetry:
+    """A symmetry of the board: how it moves squares and actions.
+
+    :param name: e.g. "identity", "mirror", "rot90".
+    :param square_perm: for each flattened ``H*W`` square of the transformed board, the
+        source square it comes from (``planes_out[..., i] = planes_in[..., square_perm[i]]``).
+    :param action_perm: ``action_perm[a]`` is the image of action `a`.
+    """
+
+    name: str
+    square_perm: np.ndarray
+    action_perm: np.ndarray
+
+    def apply_planes(self, planes: np.ndarray) -> np.ndarray:
+        """Transform ``(..., C, H, W)`` observation planes."""
+        shape = planes.shape
+        flat = planes.reshape(*shape[:-2], shape[-2] * shape[-1])
+        return flat[..., self.square_perm].reshape(shape)
+
+    def apply_actions(self, per_action: np.ndarray) -> np.ndarray:
+        """Transform a per-action array (mask, policy, values): ``out[perm[a]] = in[a]``."""
+        out = np.empty_like(per_action)
+        out[..., self.action_perm] = per_action
+        return out
+
+
+class Game(ABC):
+    """Rules, encodings and the exact oracle of one solved game (see module docstring)."""
+
+    name: str
+    num_actions: int
+    obs_shape: tuple[int, int, int]
+
+    # ---------------------------------------------------------------- rules
+    @abstractmethod
+    def initial_state(self) -> Any:
+        """The starting position."""
+
+    @abstractmethod
+    def legal_mask(self, state: Any) -> np.ndarray:
+        """Boolean array of length `num_actions` (all False once the game is over)."""
+
+    @abstractmethod
+    def play(self, state: Any, action: int) -> Any:
+        """The state after the side to move plays `action`; ValueError if illegal."""
+
+    @abstractmethod
+    def is_terminal(self, state: Any) -> bool:
+        """True once the game is over."""
+
+    @abstractmethod
+    def outcome(self, state: Any) -> int | None:
+        """+1 player 0 won, -1 player 1 won, 0 draw; None while the game goes on."""
+
+    @abstractmethod
+    def to_play(self, state: Any) -> int:
+        """0 if the first player is to move, else 1."""
+
+    # ---------------------------------------------------------------- encodings
+    @abstractmethod
+    def observation(self, state: Any, player: int | None = None) -> np.ndarray:
+        """float32 planes ``obs_shape`` relative to `player` (default: the side to move)."""
+
+    @abstractmethod
+    def canonical_key(self, state: Any) -> Hashable:
+        """Equal for states related by a symmetry of the game."""
+
+    @abstractmethod
+    def symmetries(self) -> list[Symmetry]:
+        """All symmetries, identity first."""
+
+    @abstractmethod
+    def parse(self, text: str) -> Any:
+        """A state from its text form (the inverse of `to_text`)."""
+
+    @abstractmethod
+    def to_text(self, state: Any) -> str:
+        """A compact one-line text form (e.g. a move string)."""
+
+    @abstractmethod
+    def render(self, state: Any) -> str:
+        """A readable multi-line picture of the board."""
+
+    @abstractmethod
+    def render_rgb(self, state: Any) -> np.ndarray:
+        """An ``H x W x 3`` uint8 image of the board."""
+
+    # ---------------------------------------------------------------- exact oracle
+    @abstractmethod
+    def value(self, state: Any) -> int:
+        """Game value for the side to move under perfect play: -1, 0 or +1."""
+
+    @abstractmethod
+    def action_values(self, state: Any) -> np.ndarray:
+        """float array: value for the side to move of each action (NaN if illegal)."""
+
+    def batch_ops(self) -> "BatchOps":
+        """Numba kernels that step many boards at once (for the vectorised environment)."""
+        raise NotImplementedError(f"{self.name} has no batched kernels; the vectorised env needs them")
+
+    # ---------------------------------------------------------------- derived helpers
+    def legal_actions(self, state: Any) -> list[int]:
+        return [int(a) for a in np.flatnonzero(self.legal_mask(state))]
+
+    def returns(self, state: Any, player: int) -> int:
+        """Final reward of `player` (+1 win, 0 draw, -1 loss); 0 if the game is not over."""
+        outcome = self.outcome(state)
+        if outcome is None:
+            return 0
+        return outcome if player == 0 else -outcome
+
+    def optimal_actions(self, state: Any) -> list[int]:
+        """Actions that keep the game value (all of them, not just one)."""
+        values = self.action_values(state)
+        if np.all(np.isnan(values)):
+            return []
+        best = np.nanmax(values)
+        return [int(a) for a in np.flatnonzero(values == best)]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"

@@ -1,0 +1,191 @@
+"""Environments: library checkers, reward and perspective bookkeeping, the vectorised env."""
+
+from __future__ import annotations
+
+import random
+
+import gymnasium
+import numpy as np
+import pytest
+
+import games
+from games.envs.aec import pettingzoo_env
+from games.envs.single_agent import SolvedGameEnv
+from games.envs.vector import SelfPlayVecEnv
+
+ENV_IDS = [("solvedlens/ConnectFour-v0", {}), ("solvedlens/TicTacToe-v0", {}), ("solvedlens/Nim-v0", {"heaps": (2, 3)})]
+
+
+@pytest.mark.parametrize("env_id, kwargs", ENV_IDS)
+def test_gymnasium_and_sb3_checkers_pass(env_id, kwargs):
+    from gymnasium.utils.env_checker import check_env as gym_check
+    from stable_baselines3.common.env_checker import check_env as sb3_check
+
+    env = gymnasium.make(env_id, learner="first", **kwargs)
+    gym_check(env.unwrapped, skip_render_check=True)
+    sb3_check(SolvedGameEnv(env.unwrapped.game, learner="first"), warn=True)
+
+
+@pytest.mark.parametrize("name, kwargs", [("connect4", {"width": 5, "height": 4}), ("tictactoe", {}), ("nim", {"heaps": (2, 3)})])
+def test_pettingzoo_api_test_passes(name, kwargs):
+    from pettingzoo.test import api_test
+
+    api_test(pettingzoo_env(name, **kwargs), num_cycles=200)
+
+
+def scripted(actions):
+    """An opponent that plays the given actions in order."""
+    it = iter(actions)
+    return lambda game, state, rng: next(it)
+
+
+def test_gym_rewards_from_the_learners_side():
+    # learner X stacks column 1 and wins on its 4th move
+    env = SolvedGameEnv("connect4", opponent=scripted([1, 1, 1]), learner="first")
+    obs, info = env.reset(seed=0)
+    assert info["learner"] == 0 and obs[2].min() == 1.0  # the learner moves first
+    for step in range(3):
+        obs, reward, terminated, truncated, info = env.step(0)
+        assert (reward, terminated) == (0.0, False)
+        assert obs[0].sum() == step + 1 and obs[1].sum() == step + 1  # own stones in plane 0
+    obs, reward, terminated, _, _ = env.step(0)
+    assert (reward, terminated) == (1.0, True)
+    # learner O loses when the opponent's reply completes four
+    env = SolvedGameEnv("connect4", opponent=scripted([0, 0, 0, 0]), learner="second")
+    obs, info = env.reset(seed=0)
+    assert info["learner"] == 1 and obs[1].sum() == 1 and obs[2].max() == 0.0
+    for _ in range(2):
+        assert env.step(6)[1:3] == (0.0, False)
+    obs, reward, terminated, _, _ = env.step(6)
+    assert (reward, terminated) == (-1.0, True)
+
+
+def test_gym_illegal_actions_and_render():
+    env = SolvedGameEnv("tictactoe", opponent=scripted([4]), learner="first", render_mode="ansi")
+    env.reset(seed=0)
+    env.step(0)
+    with pytest.raises(ValueError, match=r"action 4 is illegal in tictactoe position 'x...o....'; legal actions: \[1, 2, 3, 5, 6, 7, 8\]"):
+        env.step(4)
+    assert env.render().startswith("X . .")
+    penalty = SolvedGameEnv("tictactoe", opponent=scripted([4]), learner="first", illegal_action="penalty", render_mode="rgb_array")
+    penalty.reset(seed=0)
+    penalty.step(0)
+    _, reward, terminated, _, info = penalty.step(4)
+    assert (reward, terminated, info["illegal_action"]) == (-1.0, True, True)
+    assert penalty.render().shape == (96, 96, 3)
+    with pytest.raises(ValueError, match="unknown opponent 'genius'"):
+        SolvedGameEnv("tictactoe", opponent="genius")
+    with pytest.raises(ValueError, match="learner must be one of"):
+        SolvedGameEnv("tictactoe", learner="both")
+
+
+def test_gym_seats_alternate_and_perfect_opponent_never_loses():
+    env = gymnasium.make("solvedlens/TicTacToe-v0", opponent="perfect").unwrapped
+    rng = np.random.default_rng(0)
+    seats = []
+    for episode in range(20):
+        obs, info = env.reset(seed=episode)
+        seats.append(info["learner"])
+        done = False
+        while not done:
+            action = int(rng.choice(np.flatnonzero(env.action_masks())))
+            obs, reward, done, _, _ = env.step(action)
+        assert reward <= 0.0
+    assert seats[:4] == [0, 1, 0, 1]
+
+
+def check_vec_matches_game(env: SelfPlayVecEnv) -> None:
+    for i in range(env.num_envs):
+        state = env.state(i)
+        assert np.array_equal(env.masks[i], env.game.legal_mask(state))
+        assert np.array_equal(env.obs[i], env.game.observation(state))
+
+
+@pytest.mark.parametrize("name, kwargs", [("connect4", {}), ("connect4", {"width": 5, "height": 4}), ("tictactoe", {}), ("nim", {"heaps": (3, 4, 5)})])
+def test_vec_env_matches_the_game_rules(name, kwargs):
+    env = SelfPlayVecEnv(name, num_envs=16, seed=0, **kwargs)
+    env.reset()
+    check_vec_matches_game(env)
+    rng = np.random.default_rng(0)
+    shadow = [env.state(i) for i in range(16)]
+    for _ in range(60):
+        actions = np.array([rng.choice(np.flatnonzero(m)) for m in env.masks])
+        obs, rewards, dones, infos = env.step(actions)
+        for i in range(16):
+            after = env.game.play(shadow[i], int(actions[i]))
+            assert dones[i] == env.game.is_terminal(after)
+            if dones[i]:
+                assert rewards[i] == abs(env.game.outcome(after))  # the mover won (1) or drew (0)
+                assert np.array_equal(infos[i]["terminal_observation"], env.game.observation(after))
+                assert infos[i]["loser_reward"] == (-1.0 if rewards[i] > 0 else 0.0)
+                after = env.game.initial_state()
+            else:
+                assert rewards[i] == 0.0
+            shadow[i] = after
+            assert env.state(i) == after or env.game.to_text(env.state(i)) == env.game.to_text(after)
+        check_vec_matches_game(env)
+
+
+def test_vec_env_bookkeeping_on_a_hand_made_game():
+    # board 0: the first player stacks column 1 (the second plays column 2) and wins on ply 7
+    env = SelfPlayVecEnv("connect4", num_envs=2, seed=0)
+    env.reset()
+    script = [0, 1, 0, 1, 0, 1, 0]
+    for ply, col in enumerate(script):
+        movers_obs = env.obs[0].copy()
+        obs, rewards, dones, infos = env.step(np.array([col, 3]))
+        mover = ply % 2
+        assert env.last_movers[0] == mover
+        assert movers_obs[2].max() == (1.0 if mover == 0 else 0.0)  # the observation was the mover's
+        if ply < 6:
+            assert rewards[0] == 0.0 and not dones[0]
+            # the next observation belongs to the other player: its own stones in plane 0
+            assert obs[0, 0].sum() == (ply + 1) // 2 and obs[0, 1].sum() == ply // 2 + 1
+        else:
+            assert rewards[0] == 1.0 and dones[0]
+            assert infos[0]["loser_reward"] == -1.0 and infos[0]["mover"] == 0
+            assert infos[0]["terminal_observation"][0].sum() == 3  # the loser's 3 stones
+            assert obs[0].sum() == 42  # auto-reset: empty board, first player's parity plane
+    # board 1 only filled column 4 (7 plies of a 6-high column would be illegal)
+    assert not dones[1]
+
+
+def test_vec_env_with_an_opponent_gives_the_learner_its_loss():
+    def opponent(obs, masks):  # always the first legal column
+        return masks.argmax(axis=1)
+
+    env = SelfPlayVecEnv("connect4", num_envs=2, opponent=opponent, seed=0)
+    obs = env.reset()
+    assert list(env.learner_seat) == [0, 1]
+    assert obs[1, 1].sum() == 1  # on board 1 the opponent opened
+    # board 0: learner (first) plays column 7 three times while the opponent stacks column 1
+    # board 1: learner (second) plays column 7 while the opponent stacks column 1 and wins
+    for step in range(3):
+        obs, rewards, dones, infos = env.step(np.array([6, 6]))
+        if step < 2:
+            assert list(rewards) == [0.0, 0.0] and not dones.any()
+    assert rewards[1] == -1.0 and dones[1] and infos[1]["learner_seat"] == 1
+    assert not dones[0]
+    obs, rewards, dones, infos = env.step(np.array([6, 0]))
+    assert rewards[0] == 1.0 and dones[0]  # the learner's fourth stone in column 7
+    assert env.learner_seat[0] == 1 and env.learner_seat[1] == 0  # seats switch after each game
+
+
+def test_vec_env_random_opponent_and_errors():
+    env = SelfPlayVecEnv("tictactoe", num_envs=8, opponent="random", seed=1)
+    env.reset()
+    rng = np.random.default_rng(1)
+    finished = 0
+    for _ in range(100):
+        actions = np.array([rng.choice(np.flatnonzero(m)) for m in env.action_masks()])
+        _, rewards, dones, infos = env.step(actions)
+        finished += int(dones.sum())
+        assert set(np.unique(rewards)) <= {-1.0, 0.0, 1.0}
+    assert finished > 0
+    with pytest.raises(ValueError, match="is illegal on board 0"):
+        env.step(np.full(8, -1))
+    with pytest.raises(ValueError, match="num_envs must be >= 1"):
+        SelfPlayVecEnv("tictactoe", num_envs=0)
+    masks = env.env_method("action_masks")
+    assert len(masks) == 8 and masks[0].shape == (9,)
+    assert env.has_attr("action_masks")
