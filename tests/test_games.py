@@ -133,7 +133,7 @@ def test_tictactoe_oracle():
             values = game.action_values(state)
             assert np.nanmax(values) == game.value(state)
     # X threatens the top row; O must block at square 2
-    state = game.parse("xx.o.....")
+    state = game.parse("xx..o....")
     assert game.optimal_actions(state) == [2]
     assert game.render(state).splitlines()[0] == "X X ."
 

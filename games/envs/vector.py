@@ -56,6 +56,7 @@ class SelfPlayVecEnv(VecEnv):
         self.game = get(game, **game_kwargs)
         self.ops = self.game.batch_ops()
         obs_space = gym.spaces.Box(0.0, 1.0, self.game.obs_shape, dtype=np.float32)
+        self.render_mode = "rgb_array"  # get_images() draws every board
         super().__init__(num_envs, obs_space, gym.spaces.Discrete(self.game.num_actions))
         if opponent is not None and opponent != "random" and not callable(opponent):
             raise ValueError(f"opponent must be None, 'random' or a callable (obs, masks) -> actions, got {opponent!r}")
