@@ -11,8 +11,6 @@ for all N boards computed every step) and OpenSpiel's C++ ``connect_four`` when
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import statistics
 import time
@@ -95,6 +93,7 @@ def main(
     sizes: str = typer.Option("1,64,1024", help="numbers of boards of the vectorised env"),
     out: Path = typer.Option(RESULTS, help="JSON output"),
 ) -> None:
+    from _reporting import machine_info, write_json
     from pettingzoo.classic import connect_four_v3
     from rich.console import Console
     from rich.table import Table
@@ -130,13 +129,8 @@ def main(
         r["ratio_vs_pettingzoo_env"] = r["moves_per_s"] / base
         table.add_row(name, f"{r['moves_per_s']:,.0f}", f"{r['ratio_vs_pettingzoo_env']:.1f}x")
     console.print(table)
-    report = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "loadavg": os.getloadavg(), "runs": runs, "results": results,
-              "reference_openspiel_moves_per_s_measured_elsewhere": 887_000}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=1))
-    tmp.replace(out)
-    console.print(f"wrote {out}")
+    report = {"machine": machine_info(), "runs": runs, "results": results}
+    console.print(f"wrote {write_json(out, report)}")
 
 
 if __name__ == "__main__":

@@ -14,13 +14,10 @@ the reference configuration, which is his algorithm.
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -97,24 +94,6 @@ def fmt_time(us: float) -> str:
     return f"{us:.2f} us" if us < 1000 else (f"{us / 1000:.2f} ms" if us < 1e6 else f"{us / 1e6:.2f} s")
 
 
-def machine_info() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import numba
-    import numpy
-
-    return {
-        "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "numba": numba.__version__,
-        "numpy": numpy.__version__, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "loadavg_start": os.getloadavg(),
-    }
-
-
 @app.command()
 def main(
     limit: int = typer.Option(0, help="use only the first N positions of each easy/medium set (0: all)"),
@@ -126,6 +105,8 @@ def main(
 ) -> None:
     from rich.console import Console
     from rich.table import Table
+
+    from _reporting import machine_info, write_json
 
     from solver import load_default_book
     from solver.benchmarks import PONS_SETS, find_set_file, read_set
@@ -180,11 +161,7 @@ def main(
             report[f"empty_board_{'weak' if weak else 'strong'}"] = res
             console.print(f"empty 7x6 board, {'weak' if weak else 'strong'}: score {res['score']:+d}, {res['nodes']:,} nodes, {res['seconds']:.1f} s")
     report["machine"]["loadavg_end"] = os.getloadavg()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=1))
-    tmp.replace(out)
-    console.print(f"wrote {out}")
+    console.print(f"wrote {write_json(out, report)}")
 
 
 if __name__ == "__main__":

@@ -230,6 +230,16 @@ def refuting_child(tt, shift, two_tier, use_symmetry, stack_i, base, last, cur, 
     return -1, 0
 
 
+@njit(cache=True, inline="always")
+def push_child(stack_u, stack_i, bu, bi, row_i, child_cur, child_mask, alpha, beta, moves):
+    """Write the child (the opponent to move, window negated) in the stack frame above."""
+    stack_u[uint64(bu + ROW_U + U_CUR)] = child_cur
+    stack_u[uint64(bu + ROW_U + U_MASK)] = child_mask
+    stack_i[uint64(bi + row_i + S_ALPHA)] = -beta
+    stack_i[uint64(bi + row_i + S_BETA)] = -alpha
+    stack_i[uint64(bi + row_i + S_MOVES)] = moves + 1
+
+
 # ---------------------------------------------------------------------------- search
 @njit(cache=True, inline="always")
 def negamax(W, H, cur0, mask0, moves0, alpha0, beta0, tables, book_keys, book_scores, stats, stack_u, stack_i, flags):
@@ -411,12 +421,7 @@ def negamax(W, H, cur0, mask0, moves0, alpha0, beta0, tables, book_keys, book_sc
             stack_i[uint64(bi + S_COUNT)] = n
             stack_i[uint64(bi + S_NEXT)] = n - 2
             stack_i[uint64(bi + S_COL)] = col
-            # ---- descend into the first child
-            stack_u[uint64(bu + ROW_U + U_CUR)] = cur ^ mask
-            stack_u[uint64(bu + ROW_U + U_MASK)] = mask | (candidates & column_bits(col, H))
-            stack_i[uint64(bi + row_i + S_ALPHA)] = -beta
-            stack_i[uint64(bi + row_i + S_BETA)] = -alpha
-            stack_i[uint64(bi + row_i + S_MOVES)] = moves + 1
+            push_child(stack_u, stack_i, bu, bi, row_i, cur ^ mask, mask | (candidates & column_bits(col, H)), alpha, beta, moves)
             d += 1
             continue
 
@@ -464,11 +469,8 @@ def negamax(W, H, cur0, mask0, moves0, alpha0, beta0, tables, book_keys, book_sc
             col = stack_i[uint64(bi + S_LIST + 2 * j)]
             stack_i[uint64(bi + S_NEXT)] = j - 1
             stack_i[uint64(bi + S_COL)] = col
-            stack_u[uint64(bu + ROW_U + U_CUR)] = cur ^ mask
-            stack_u[uint64(bu + ROW_U + U_MASK)] = mask | (candidates & column_bits(col, H))
-            stack_i[uint64(bi + row_i + S_ALPHA)] = -beta
-            stack_i[uint64(bi + row_i + S_BETA)] = -alpha
-            stack_i[uint64(bi + row_i + S_MOVES)] = stack_i[uint64(bi + S_MOVES)] + 1
+            push_child(stack_u, stack_i, bu, bi, row_i, cur ^ mask, mask | (candidates & column_bits(col, H)), alpha, beta,
+                       stack_i[uint64(bi + S_MOVES)])
             d += 1
             break
 

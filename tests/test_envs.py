@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import random
 import warnings
 
 import gymnasium
 import numpy as np
 import pytest
 
-import games
 from games.envs.aec import pettingzoo_env
 from games.envs.single_agent import SolvedGameEnv
 from games.envs.vector import SelfPlayVecEnv

@@ -56,7 +56,6 @@ def test_empty_4x4_is_a_draw_with_all_columns_drawn():
 def test_exact_scores_on_pons_benchmarks(solver_7x6, name):
     pairs = read_benchmark(name)
     scores, stats = solver_7x6.solve_many([m for m, _ in pairs])
-    expected = np.array([s for _, s in pairs])
     mismatches = [(m, int(got), s) for (m, s), got in zip(pairs, scores) if got != s]
     assert not mismatches, mismatches[:5]
     assert (stats.nodes >= 0).all()
