@@ -7,7 +7,8 @@ upper and lower bounds, and the root bisects the score range with null-window se
 Each addition is a switch in `flags`, measured by `scripts/bench_solver.py`:
 
 * ``USE_PREFETCH``: fetch the children's TT slots when a node is entered (speed only);
-* ``USE_TT_MOVE``: the TT stores the move that cut or raised alpha; it is tried first;
+* ``USE_TT_MOVE``: the TT stores the move that cut or raised alpha; it is searched first,
+  and the other moves are ordered only if it fails to cut;
 * ``USE_ETC``: enhanced transposition cutoffs, a child already known to refute beta cuts
   before any child is searched (only where at least `ETC_MIN_EMPTY` squares are empty);
 * ``USE_LAZY_ETC``: the same check, but only once the first move failed to cut;
@@ -89,8 +90,8 @@ SYMMETRY_MAX_MOVES = 12  # mirror keys cost 2W shifts per node: used only early 
 ETC_MIN_EMPTY = 12  # eager ETC probes are paid at every node: only deep subtrees repay them
 
 # the int64 stack: per ply, fixed fields then (column, score) pairs of the move list
-S_ALPHA, S_BETA, S_NEXT, S_BEST, S_MOVES, S_COL, S_MIRRORED, S_NODES0, S_COUNT = range(9)
-S_LIST = 9
+S_ALPHA, S_BETA, S_NEXT, S_BEST, S_MOVES, S_COL, S_MIRRORED, S_NODES0, S_COUNT, S_PENDING = range(10)
+S_LIST = 10
 # the uint64 stack: per ply
 U_CUR, U_MASK, U_KEY, U_CANDIDATES = range(4)
 ROW_U = 4
@@ -228,6 +229,33 @@ def refuting_child(tt, shift, two_tier, use_symmetry, stack_i, base, last, cur, 
             if code <= upper_max_code and upper_base - code >= beta:
                 return j, upper_base - code
     return -1, 0
+
+
+@njit(cache=True, inline="always")
+def order_moves(stack_i, bi, cur, mask, candidates, W, H, full):
+    """Write `candidates` to the move list of the frame at `bi`, best last; return their number.
+
+    Insertion sort by the number of threats the move leaves (Pons' ordering), stable in
+    centre-first order; a single candidate needs no score.
+    """
+    if candidates & (candidates - ONE) == ZERO:
+        stack_i[uint64(bi + S_LIST)] = popcount(candidates - ONE) // (H + 1)
+        return 1
+    n = 0
+    for k in range(W - 1, -1, -1):
+        col = centre_first(k, W)
+        mv = candidates & column_bits(col, H)
+        if mv:
+            score = popcount(winning_squares(cur | mv, mask, H, full))
+            p = n
+            n += 1
+            while p and stack_i[uint64(bi + S_LIST + 1 + 2 * (p - 1))] > score:
+                stack_i[uint64(bi + S_LIST + 2 * p)] = stack_i[uint64(bi + S_LIST + 2 * (p - 1))]
+                stack_i[uint64(bi + S_LIST + 1 + 2 * p)] = stack_i[uint64(bi + S_LIST + 1 + 2 * (p - 1))]
+                p -= 1
+            stack_i[uint64(bi + S_LIST + 2 * p)] = col
+            stack_i[uint64(bi + S_LIST + 1 + 2 * p)] = score
+    return n
 
 
 @njit(cache=True, inline="always")
@@ -375,41 +403,23 @@ def negamax(W, H, cur0, mask0, moves0, alpha0, beta0, tables, book_keys, book_sc
                             value = beta
                             done = True
         n = 0
+        pending = False
         if not done:
-            # ---- move ordering: insertion sort by threats after the move, stable in centre-first order
-            if candidates & (candidates - ONE) == ZERO:  # a single move: nothing to sort
-                stack_i[uint64(bi + S_LIST)] = popcount(candidates - ONE) // (H + 1)
+            if use_tt_move and tt_move and candidates & column_bits(tt_move - 1, H) and candidates & (candidates - ONE):
+                # search the stored best move first; order the others only if it does not cut
+                stack_i[uint64(bi + S_LIST)] = tt_move - 1
                 n = 1
+                pending = True
             else:
-                for i in range(W - 1, -1, -1):
-                    col = centre_first(i, W)
-                    mv = candidates & column_bits(col, H)
-                    if mv:
-                        score = popcount(winning_squares(cur | mv, mask, H, full))
-                        p = n
-                        n += 1
-                        while p and stack_i[uint64(bi + S_LIST + 1 + 2 * (p - 1))] > score:
-                            stack_i[uint64(bi + S_LIST + 2 * p)] = stack_i[uint64(bi + S_LIST + 2 * (p - 1))]
-                            stack_i[uint64(bi + S_LIST + 1 + 2 * p)] = stack_i[uint64(bi + S_LIST + 1 + 2 * (p - 1))]
-                            p -= 1
-                        stack_i[uint64(bi + S_LIST + 2 * p)] = col
-                        stack_i[uint64(bi + S_LIST + 1 + 2 * p)] = score
-            if use_etc and not small and n_squares - moves >= ETC_MIN_EMPTY:
-                j, v = refuting_child(tt, shift, two_tier, use_symmetry, stack_i, bi, n - 1, cur, mask, candidates, moves, beta, W, H)
-                if j >= 0:
-                    value = v
-                    col = stack_i[uint64(bi + S_LIST + 2 * j)]
-                    tt_store(tt, key, shift, two_tier, v + lower_base, stored_move(col, mirrored, W), 1)
-                    done = True
+                n = order_moves(stack_i, bi, cur, mask, candidates, W, H, full)
+                if use_etc and not small and n_squares - moves >= ETC_MIN_EMPTY:
+                    j, v = refuting_child(tt, shift, two_tier, use_symmetry, stack_i, bi, n - 1, cur, mask, candidates, moves, beta, W, H)
+                    if j >= 0:
+                        value = v
+                        col = stack_i[uint64(bi + S_LIST + 2 * j)]
+                        tt_store(tt, key, shift, two_tier, v + lower_base, stored_move(col, mirrored, W), 1)
+                        done = True
         if not done:
-            if use_tt_move and tt_move:
-                # move the stored best column to the end of the list: it is tried first
-                for j in range(n - 1):
-                    if stack_i[uint64(bi + S_LIST + 2 * j)] == tt_move - 1:
-                        for k in range(j, n - 1):
-                            stack_i[uint64(bi + S_LIST + 2 * k)] = stack_i[uint64(bi + S_LIST + 2 * (k + 1))]
-                        stack_i[uint64(bi + S_LIST + 2 * (n - 1))] = tt_move - 1
-                        break
             col = stack_i[uint64(bi + S_LIST + 2 * (n - 1))]
             stack_u[uint64(bu + U_KEY)] = key
             stack_u[uint64(bu + U_CANDIDATES)] = candidates
@@ -419,6 +429,7 @@ def negamax(W, H, cur0, mask0, moves0, alpha0, beta0, tables, book_keys, book_sc
             stack_i[uint64(bi + S_MIRRORED)] = mirrored
             stack_i[uint64(bi + S_NODES0)] = stats[NODES]
             stack_i[uint64(bi + S_COUNT)] = n
+            stack_i[uint64(bi + S_PENDING)] = pending
             stack_i[uint64(bi + S_NEXT)] = n - 2
             stack_i[uint64(bi + S_COL)] = col
             push_child(stack_u, stack_i, bu, bi, row_i, cur ^ mask, mask | (candidates & column_bits(col, H)), alpha, beta, moves)
@@ -450,7 +461,17 @@ def negamax(W, H, cur0, mask0, moves0, alpha0, beta0, tables, book_keys, book_sc
             cur = stack_u[uint64(bu + U_CUR)]
             mask = stack_u[uint64(bu + U_MASK)]
             candidates = stack_u[uint64(bu + U_CANDIDATES)]
-            if use_lazy_etc and not small and j >= 0 and j == stack_i[uint64(bi + S_COUNT)] - 2:
+            # lazy ETC: once the first move failed to cut, is another one known to cut?
+            etc_now = use_lazy_etc and j >= 0 and j == stack_i[uint64(bi + S_COUNT)] - 2
+            if stack_i[uint64(bi + S_PENDING)]:
+                # the stored best move did not cut: only now order the other moves
+                stack_i[uint64(bi + S_PENDING)] = 0
+                rest = candidates & ~column_bits(stack_i[uint64(bi + S_COL)], H)
+                n = order_moves(stack_i, bi, cur, mask, rest, W, H, full)
+                stack_i[uint64(bi + S_COUNT)] = n + 1
+                j = n - 1
+                etc_now = use_lazy_etc or (use_etc and n_squares - stack_i[uint64(bi + S_MOVES)] >= ETC_MIN_EMPTY)
+            if etc_now and not small:
                 # the first move did not cut: is one of the others already known to?
                 jj, v = refuting_child(tt, shift, two_tier, use_symmetry, stack_i, bi, j, cur, mask, candidates,
                                        stack_i[uint64(bi + S_MOVES)], beta, W, H)
@@ -530,18 +551,21 @@ def kernels(width: int = 7, height: int = 6):
     solves every live position of the arrays and fills `scores`, `nodes` and `cycles`
     (time-stamp-counter ticks of each solve). With `wipe_tt` the tables are zeroed
     before each position, outside the timed part (the reference benchmark protocol).
+    It releases the GIL: threads with their own stacks and stats can run it at once.
     """
     size = BoardSize(width, height)
     W, H = size.width, size.height
 
-    @njit(cache=True)
-    def solve_batch(currents, masks, moves, weak, wipe_tt, tables, book_keys, book_scores, stats, stack_u, stack_i, flags, scores, nodes, cycles):
+    @njit(cache=True, nogil=True)
+    def solve_batch(currents, masks, moves, weak, wipe_tt, tables, book_keys, book_scores, stats, stack_u, stack_i, flags,
+                    scores, nodes, cycles):
         for i in range(currents.shape[0]):
             if wipe_tt:
                 wipe_tables(tables, stats)
             before = stats[NODES]
             t0 = cycle_counter()
-            scores[i] = solve_root(W, H, currents[i], masks[i], moves[i], weak, tables, book_keys, book_scores, stats, stack_u, stack_i, flags)
+            scores[i] = solve_root(W, H, currents[i], masks[i], moves[i], weak, tables, book_keys, book_scores, stats, stack_u,
+                                   stack_i, flags)
             cycles[i] = cycle_counter() - t0
             nodes[i] = stats[NODES] - before
 
