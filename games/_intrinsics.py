@@ -7,7 +7,7 @@ PREFETCHT0, RDTSC) and all are cacheable (`cache=True`), unlike ctypes calls.
 from __future__ import annotations
 
 from llvmlite import ir
-from numba import types
+from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -66,3 +66,9 @@ def cycle_counter(typingctx):
         return builder.call(fn, [])
 
     return types.int64(), codegen
+
+
+@njit(cache=True)
+def read_cycle_counter():
+    """`cycle_counter` callable from Python (for calibration against wall time)."""
+    return cycle_counter()

@@ -85,6 +85,7 @@ class Game(ABC):
     name: str
     num_actions: int
     obs_shape: tuple[int, int, int]
+    concepts_module: str | None = None  # module that registers the game's concepts (games.concepts)
 
     # ---------------------------------------------------------------- rules
     @abstractmethod

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Iterable
 
 import numpy as np
-from numba import njit
 
 from games.connect4.position import BoardSize, Position
 from solver import search
@@ -32,9 +31,8 @@ DEFAULT_FLAGS = search.USE_PREFETCH | search.USE_TWO_TIER | search.USE_TT_MOVE  
 @functools.lru_cache(maxsize=1)
 def cycles_per_second() -> float:
     """Rate of the CPU time-stamp counter, calibrated once against `time.perf_counter`."""
-    from games._intrinsics import cycle_counter
+    from games._intrinsics import read_cycle_counter as read
 
-    read = njit(lambda: cycle_counter())
     read()
     t0, c0 = time.perf_counter(), read()
     while time.perf_counter() - t0 < 0.05:

@@ -191,3 +191,32 @@ def test_vec_env_random_opponent_and_errors():
     masks = env.env_method("action_masks")
     assert len(masks) == 8 and masks[0].shape == (9,)
     assert env.has_attr("action_masks")
+
+
+def test_frozen_sb3_policy_as_opponent():
+    import torch
+    from sb3_contrib import MaskablePPO
+
+    torch.set_num_threads(1)
+    train_env = SolvedGameEnv("tictactoe", learner="first")
+    model = MaskablePPO("MlpPolicy", train_env, n_steps=16, batch_size=16, seed=0, device="cpu")
+    env = SolvedGameEnv("tictactoe", opponent=model, learner="second")
+    obs, info = env.reset(seed=0)
+    assert obs[1].sum() == 1  # the policy opened
+    done = False
+    while not done:  # the policy always answers with a legal move
+        obs, reward, done, _, _ = env.step(int(np.flatnonzero(env.action_masks())[0]))
+    # a policy without action masks falls back to a random legal move when it picks an illegal one
+    class Stubborn:
+        def predict(self, obs, deterministic=True):
+            return np.array([4]), None
+
+    env = SolvedGameEnv("tictactoe", opponent=Stubborn(), learner="first")
+    env.reset(seed=0)
+    env.step(4)  # the opponent wants 4 too, which is now taken
+    assert env.state.moves == 2
+    # the vectorised env takes the policy as a batched opponent
+    vec = SelfPlayVecEnv("tictactoe", num_envs=4, opponent=lambda o, m: model.predict(o, action_masks=m, deterministic=True)[0], seed=0)
+    vec.reset()
+    _, rewards, _, _ = vec.step(vec.masks.argmax(axis=1))
+    assert rewards.shape == (4,)

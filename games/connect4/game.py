@@ -20,6 +20,7 @@ class ConnectFour(Game):
     """Connect Four on a W x H board (7x6 by default)."""
 
     name = "connect4"
+    concepts_module = "games.connect4.concepts"
 
     def __init__(self, width: int = 7, height: int = 6) -> None:
         self.size = BoardSize(width, height)

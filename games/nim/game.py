@@ -33,6 +33,7 @@ class Nim(Game):
     """Nim with starting heaps `heaps` (default 3, 4, 5)."""
 
     name = "nim"
+    concepts_module = "games.nim.concepts"
 
     def __init__(self, heaps: tuple[int, ...] | list[int] = (3, 4, 5)) -> None:
         heaps = tuple(int(h) for h in heaps)

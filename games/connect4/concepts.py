@@ -1,0 +1,431 @@
+"""Ground-truth Connect Four concepts, relative to the side to move ("me") and its opponent.
+
+Definitions follow ``../shared/research/probing.md`` section 4 (bitboard formulas after
+Pons and Allis). Rows are counted 1..H from the bottom (Allis): a threat square is
+*odd* in rows 1, 3, 5 and *even* in rows 2, 4, 6. A threat square of a side is an empty
+square that would complete four of its stones, playable or not. Spatial labels are the
+``H*W`` squares row-major with row 0 on top (as the observation planes).
+
+Tiers: ``static`` (bitboard arithmetic), ``search`` (a few plies), ``solver`` (exact
+solution). Allis' strategic rules are not implemented yet.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Sequence
+
+import numpy as np
+from numba import njit, uint64
+
+from games.concepts import Concept, register_concept
+from games.connect4.bitboard import ONE, ZERO, has_four, winning_squares
+from games.connect4.position import BoardSize, Position
+
+GAME = "connect4"
+
+
+# ------------------------------------------------------------------------------ board data
+@functools.lru_cache(maxsize=None)
+def board_tables(width: int, height: int) -> dict:
+    """Constant masks of a board size: rows by parity, centre column, lines of four, squares."""
+    size = BoardSize(width, height)
+    bit = size.bit
+    odd_rows = sum(bit(c, r) for c in range(width) for r in range(0, height, 2))  # Allis rows 1, 3, 5
+    even_rows = sum(bit(c, r) for c in range(width) for r in range(1, height, 2))
+    lines = []
+    for c in range(width):
+        for r in range(height):
+            for dc, dr in ((1, 0), (0, 1), (1, 1), (1, -1)):
+                cells = [(c + k * dc, r + k * dr) for k in range(4)]
+                if all(0 <= cc < width and 0 <= rr < height for cc, rr in cells):
+                    lines.append(sum(bit(cc, rr) for cc, rr in cells))
+    # square index in the spatial (row 0 on top, row-major) layout -> bit index
+    square_bits = [c * (height + 1) + (height - 1 - row) for row in range(height) for c in range(width)]
+    centre = [width // 2] if width % 2 else [width // 2 - 1, width // 2]
+    return {
+        "size": size,
+        "odd_rows": np.uint64(odd_rows),
+        "even_rows": np.uint64(even_rows),
+        "lines": np.array(lines, dtype=np.uint64),
+        "square_bits": np.array(square_bits, dtype=np.uint64),
+        "centre": np.uint64(sum(bit(c, r) for c in centre for r in range(height))),
+        "columns": np.array([((1 << height) - 1) << (c * (height + 1)) for c in range(width)], dtype=np.uint64),
+        "bottoms": np.array([1 << (c * (height + 1)) for c in range(width)], dtype=np.uint64),
+    }
+
+
+def _arrays(states: Sequence[Position]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    cur = np.array([s.current for s in states], dtype=np.uint64)
+    mask = np.array([s.mask for s in states], dtype=np.uint64)
+    moves = np.array([s.moves for s in states], dtype=np.int64)
+    return cur, mask, moves
+
+
+@njit(cache=True)
+def _threat_maps(cur, mask, height, full, out_me, out_opp):
+    for i in range(cur.shape[0]):
+        out_me[i] = winning_squares(cur[i], mask[i], height, full)
+        out_opp[i] = winning_squares(cur[i] ^ mask[i], mask[i], height, full)
+
+
+def _popcount(x: np.ndarray) -> np.ndarray:
+    return np.bitwise_count(x).astype(np.int64)
+
+
+def _spatial(bits: np.ndarray, tables: dict) -> np.ndarray:
+    return ((bits[:, None] >> tables["square_bits"][None, :]) & np.uint64(1)).astype(bool)
+
+
+class _Features:
+    """Bitmaps shared by the static concepts of one batch (computed once per batch)."""
+
+    def __init__(self, game, states: Sequence[Position]) -> None:
+        self.t = board_tables(game.width, game.height)
+        size = self.t["size"]
+        self.cur, self.mask, self.moves = _arrays(states)
+        self.opp = self.cur ^ self.mask
+        full = np.uint64(size.full)
+        self.playable = (self.mask + np.uint64(size.bottom)) & full
+        self.w_me = np.zeros_like(self.cur)
+        self.w_opp = np.zeros_like(self.cur)
+        if len(states):
+            _threat_maps(self.cur, self.mask, size.height, full, self.w_me, self.w_opp)
+        self.win_now = (self.w_me & self.playable) != 0
+        self.opp_now = self.w_opp & self.playable  # squares I must block
+
+
+def _features(game, states, cache: dict) -> _Features:
+    """The batch's shared bitmaps, computed once per `label` call."""
+    if "connect4_features" not in cache:
+        cache["connect4_features"] = _Features(game, states)
+    return cache["connect4_features"]
+
+
+# ------------------------------------------------------------------------------ static concepts
+def _static(name: str, kind: str, perspective: str, doc: str, tier: str = "static"):
+    """Register `fn(features) -> labels` as a concept computed from the batch's bitmaps."""
+
+    def decorator(fn):
+        register_concept(GAME, Concept(name, kind, perspective, tier, doc,
+                                       lambda game, states, cache: fn(_features(game, states, cache))))
+        return fn
+
+    return decorator
+
+
+@_static("playable_squares", "spatial", "none", "The lowest empty square of every column that is not full.")
+def _playable(f):
+    return _spatial(f.playable, f.t)
+
+
+@_static("threat_squares_me", "spatial", "me", "Empty squares that would complete four of my stones, playable or not.")
+def _threats_me_map(f):
+    return _spatial(f.w_me, f.t)
+
+
+@_static("threat_squares_opp", "spatial", "opp", "Empty squares that would complete four of the opponent's stones.")
+def _threats_opp_map(f):
+    return _spatial(f.w_opp, f.t)
+
+
+@_static("win_in_1", "binary", "me", "I can complete four with my next move.")
+def _win_in_1(f):
+    return f.win_now
+
+
+@_static("forced_block", "binary", "opp", "I cannot win at once and the opponent has a playable threat I must block.")
+def _forced_block(f):
+    return ~f.win_now & (f.opp_now != 0)
+
+
+@_static("lost_in_1", "binary", "opp", "I cannot win at once and the opponent has two or more playable threats.")
+def _lost_in_1(f):
+    return ~f.win_now & (_popcount(f.opp_now) >= 2)
+
+
+@_static("poisoned_squares", "spatial", "opp", "Playable squares directly below an opponent threat: playing there lets it win.")
+def _poisoned(f):
+    return _spatial(f.playable & (f.w_opp >> np.uint64(1)), f.t)
+
+
+@_static("n_threats_me", "count", "me", "Number of my threat squares (playable or not).")
+def _n_threats_me(f):
+    return _popcount(f.w_me)
+
+
+@_static("n_threats_opp", "count", "opp", "Number of the opponent's threat squares (playable or not).")
+def _n_threats_opp(f):
+    return _popcount(f.w_opp)
+
+
+@_static("n_odd_threats_me", "count", "me", "My threat squares not yet playable in odd rows (1, 3, 5 from the bottom).")
+def _n_odd_me(f):
+    return _popcount(f.w_me & ~f.playable & f.t["odd_rows"])
+
+
+@_static("n_even_threats_me", "count", "me", "My threat squares not yet playable in even rows (2, 4, 6 from the bottom).")
+def _n_even_me(f):
+    return _popcount(f.w_me & ~f.playable & f.t["even_rows"])
+
+
+@_static("n_odd_threats_opp", "count", "opp", "The opponent's threat squares not yet playable in odd rows.")
+def _n_odd_opp(f):
+    return _popcount(f.w_opp & ~f.playable & f.t["odd_rows"])
+
+
+@_static("n_even_threats_opp", "count", "opp", "The opponent's threat squares not yet playable in even rows.")
+def _n_even_opp(f):
+    return _popcount(f.w_opp & ~f.playable & f.t["even_rows"])
+
+
+@_static("n_stacked_threats_me", "count", "me", "Pairs of my threat squares directly on top of each other.")
+def _stacked_me(f):
+    return _popcount(f.w_me & (f.w_me >> np.uint64(1)))
+
+
+@_static("n_stacked_threats_opp", "count", "opp", "Pairs of the opponent's threat squares directly on top of each other.")
+def _stacked_opp(f):
+    return _popcount(f.w_opp & (f.w_opp >> np.uint64(1)))
+
+
+@_static("n_shared_threat_squares", "count", "both", "Empty squares that complete four for both sides.")
+def _shared(f):
+    return _popcount(f.w_me & f.w_opp)
+
+
+@_static("centre_control", "count", "both", "My stones minus the opponent's stones in the centre column(s).")
+def _centre(f):
+    return _popcount(f.cur & f.t["centre"]) - _popcount(f.opp & f.t["centre"])
+
+
+@_static("first_player_to_move", "binary", "none", "The side to move is the first player (an even number of stones).")
+def _first(f):
+    return f.moves % 2 == 0
+
+
+@_static("follow_up_parity", "binary", "opp",
+         "The first player is to move and every column has an even number of empty squares, so the second player "
+         "can answer in the same column and take every even square (Allis' follow-up).")
+def _follow_up(f):
+    size = f.t["size"]
+    empties = np.stack([size.height - _popcount(f.mask & col) for col in f.t["columns"]], axis=1)
+    return (f.moves % 2 == 0) & np.all(empties % 2 == 0, axis=1)
+
+
+@_static("n_open_lines_me", "count", "me", "Lines of four that hold none of the opponent's stones (still open for me).")
+def _open_me(f):
+    return np.sum((f.t["lines"][None, :] & f.opp[:, None]) == 0, axis=1)
+
+
+@_static("n_open_lines_opp", "count", "opp", "Lines of four that hold none of my stones (still open for the opponent).")
+def _open_opp(f):
+    return np.sum((f.t["lines"][None, :] & f.cur[:, None]) == 0, axis=1)
+
+
+@_static("safe_moves", "per_column", "me", "Legal columns after which the opponent cannot win at once (a winning move is safe).")
+def _safe(f):
+    out = np.zeros((f.cur.size, f.t["columns"].size), dtype=bool)
+    for c, (col, bottom) in enumerate(zip(f.t["columns"], f.t["bottoms"])):
+        mv = (f.mask + bottom) & col
+        wins = (mv & f.w_me) != 0
+        leaves_threat = (f.opp_now & ~mv) != 0  # an opponent threat stays playable
+        under_threat = (f.w_opp & (mv << np.uint64(1))) != 0  # it opens the square above to the opponent
+        out[:, c] = (mv != 0) & (wins | ~(leaves_threat | under_threat))
+    return out
+
+
+# ------------------------------------------------------------------------------ short search
+def _child_maps(f: _Features):
+    """Per column: its index and the bit a stone dropped there lands on (0 if full)."""
+    for c, (col, bottom) in enumerate(zip(f.t["columns"], f.t["bottoms"])):
+        yield c, (f.mask + bottom) & col
+
+
+@_static("double_threat_moves", "per_column", "me",
+         "Non-winning legal columns after which I have two or more playable threats and the opponent cannot win at "
+         "once (a fork).", tier="search")
+def _forks(f):
+    size = f.t["size"]
+    full = np.uint64(size.full)
+    out = np.zeros((f.cur.size, size.width), dtype=bool)
+    for c, mv in _child_maps(f):
+        me2, mask2 = f.cur | mv, f.mask | mv
+        p2 = (mask2 + np.uint64(size.bottom)) & full
+        w_me2 = np.zeros_like(me2)
+        w_opp2 = np.zeros_like(me2)
+        if me2.size:
+            _threat_maps(me2, mask2, size.height, full, w_me2, w_opp2)
+        # _threat_maps gives (threats of me2, threats of mask2 ^ me2 = the opponent)
+        legal = mv != 0
+        wins = (mv & f.w_me) != 0
+        out[:, c] = legal & ~wins & (_popcount(w_me2 & p2) >= 2) & ((w_opp2 & p2) == 0)
+    return out
+
+
+@_static("losing_moves", "per_column", "me", "Legal columns after which the opponent can win at once (complement of safe moves).",
+         tier="search")
+def _losing(f):
+    legal = np.stack([((f.mask + b) & col) != 0 for col, b in zip(f.t["columns"], f.t["bottoms"])], axis=1)
+    return legal & ~_safe(f)
+
+
+@njit(cache=True)
+def _forced_win(cur, mask, plies, height, bottom, full):
+    """True if the side to move can force four within `plies` plies (its own moves included)."""
+    possible = (mask + bottom) & full
+    if winning_squares(cur, mask, height, full) & possible:
+        return plies >= 1
+    if plies < 3:
+        return False
+    opp = cur ^ mask
+    opp_win = winning_squares(opp, mask, height, full)
+    rest = possible
+    while rest:
+        mv = rest & (ZERO - rest)
+        rest ^= mv
+        if (opp_win & possible & ~mv) or (opp_win & (mv << ONE)):
+            continue  # the opponent would win at once
+        mask2 = mask | mv
+        me2 = cur | mv
+        replies = (mask2 + bottom) & full
+        if replies == ZERO:
+            continue  # the board is full: a draw
+        all_lose = True
+        rr = replies
+        while rr:
+            reply = rr & (ZERO - rr)
+            rr ^= reply
+            if not _forced_win(me2, mask2 | reply, plies - 2, height, bottom, full):
+                all_lose = False
+                break
+        if all_lose:
+            return True
+    return False
+
+
+@njit(cache=True)
+def _forced_win_batch(cur, mask, plies, height, bottom, full, out):
+    for i in range(cur.shape[0]):
+        out[i] = _forced_win(cur[i], mask[i], plies, height, bottom, full)
+
+
+def _make_forced_win(k: int):
+    def compute(game, states, cache):
+        f = _features(game, states, cache)
+        size = f.t["size"]
+        out = np.zeros(f.cur.size, dtype=bool)
+        if out.size:
+            _forced_win_batch(f.cur, f.mask, k, size.height, np.uint64(size.bottom), np.uint64(size.full), out)
+        return out
+
+    return compute
+
+
+for _k in (1, 3, 5, 7):
+    register_concept(GAME, Concept(
+        f"forced_win_in_{_k}", "binary", "me", "search",
+        f"I can force four within {_k} plies (my moves and the opponent's replies), whatever the opponent does.",
+        _make_forced_win(_k), {"plies": _k}))
+
+
+# ------------------------------------------------------------------------------ solver
+def _solved(game, states, cache: dict) -> dict:
+    """Exact scores of the states and of every column (computed once per batch).
+
+    If ``cache["solution_cache"]`` holds a `solver.cache.SolutionCache`, known positions
+    are read from it and new solutions are written to it.
+    """
+    if "connect4_solved" in cache:
+        return cache["connect4_solved"]
+    from solver import default_solver
+
+    solver = default_solver(game.width, game.height)
+    store = cache.get("solution_cache")
+    known = store.get_many(states) if store is not None else [None] * len(states)
+    todo = [i for i, k in enumerate(known) if k is None]
+    scores = np.zeros(len(states), dtype=np.int64)
+    columns = np.full((len(states), game.width), np.nan)
+    for i, k in enumerate(known):
+        if k is not None:
+            scores[i] = k[0]
+            columns[i] = [np.nan if v is None else v for v in k[1]]
+    if todo:
+        fresh = [states[i] for i in todo]
+        scores[todo], _ = solver.solve_many(fresh)
+        children, where = [], []
+        for i in todo:
+            s = states[i]
+            for c in s.legal_moves():
+                if s.is_winning_move(c):
+                    columns[i, c] = (game.width * game.height + 1 - s.moves) // 2
+                else:
+                    children.append(s.play(c))
+                    where.append((i, c))
+        child_scores, _ = solver.solve_many(children)  # one compiled loop for the whole batch
+        for (i, c), v in zip(where, child_scores):
+            columns[i, c] = -v
+        if store is not None:
+            store.put_many(fresh, scores[todo], [list(columns[i]) for i in todo])
+    cache["connect4_solved"] = {"score": scores, "columns": columns}
+    return cache["connect4_solved"]
+
+
+def _solver_concept(name: str, kind: str, doc: str):
+    def decorator(fn):
+        register_concept(GAME, Concept(name, kind, "me", "solver", doc, lambda game, states, cache: fn(game, states, _solved(game, states, cache))))
+        return fn
+
+    return decorator
+
+
+@_solver_concept("value", "categorical", "Game value for me under perfect play: -1 loss, 0 draw, +1 win.")
+def _value(game, states, s):
+    return np.sign(s["score"]).astype(np.int64)
+
+
+@_solver_concept("score", "count", "Exact score for me (Pons: positive wins, 22 - k on 7x6 for a win with my k-th stone).")
+def _score(game, states, s):
+    return s["score"].astype(np.int64)
+
+
+@_solver_concept("column_scores", "per_column", "Exact score for me of playing each column (NaN if full).")
+def _column_scores(game, states, s):
+    return s["columns"]
+
+
+@_solver_concept("optimal_moves", "per_column", "Columns with the best exact score.")
+def _optimal(game, states, s):
+    best = np.nanmax(np.where(np.isnan(s["columns"]), -np.inf, s["columns"]), axis=1, initial=-np.inf)
+    return s["columns"] == best[:, None]
+
+
+@_solver_concept("good_moves", "per_column", "Columns that keep the game value (win stays win, draw stays draw).")
+def _good(game, states, s):
+    value = np.sign(s["score"])[:, None]
+    return ~np.isnan(s["columns"]) & (np.sign(np.nan_to_num(s["columns"], nan=-99)) == value)
+
+
+@_solver_concept("n_good_moves", "count", "Number of value-preserving columns.")
+def _n_good(game, states, s):
+    return _good(game, states, s).sum(axis=1)
+
+
+@_solver_concept("only_move", "binary", "Exactly one column keeps the game value.")
+def _only(game, states, s):
+    return _good(game, states, s).sum(axis=1) == 1
+
+
+@_solver_concept("decisive", "binary", "The legal moves reach at least two outcome classes (win / draw / loss).")
+def _decisive(game, states, s):
+    signs = np.sign(s["columns"])
+    classes = [np.any(signs == v, axis=1) for v in (-1, 0, 1)]
+    return np.sum(classes, axis=0) >= 2
+
+
+@_solver_concept("moves_to_end", "count", "Plies until the game ends under perfect play (the winner wins fast, the loser lasts).")
+def _to_end(game, states, s):
+    from solver.benchmarks import remaining_plies
+
+    return np.array([remaining_plies(int(sc), st.moves, game.width, game.height) for sc, st in zip(s["score"], states)],
+                    dtype=np.int64)

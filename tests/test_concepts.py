@@ -1,0 +1,235 @@
+"""Concepts against independent slow references (plain Python over 2-D boards, brute force)."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+import games
+from games.concepts import Concept, concepts, label, register_concept, select
+from games.connect4 import Position
+from tests.reference_connect4 import RefBoard, ref_score
+
+REQUIRED = ["win_in_1", "forced_block", "lost_in_1", "n_threats_me", "n_threats_opp", "n_odd_threats_me",
+            "n_even_threats_me", "n_odd_threats_opp", "n_even_threats_opp", "first_player_to_move", "value", "score",
+            "n_good_moves", "only_move"]
+SIZES = [(5, 4), (6, 5), (7, 6), (8, 7)]
+
+
+def random_positions(width, height, n, rng, max_moves=None):
+    """(Position, RefBoard) pairs of live positions from random games."""
+    out = []
+    while len(out) < n:
+        pos, ref = Position.empty(width, height), RefBoard(width, height)
+        target = rng.randint(0, max_moves if max_moves is not None else width * height - 1)
+        for _ in range(target):
+            col = rng.choice(pos.legal_moves())
+            if pos.play(col).is_terminal():
+                break
+            pos = pos.play(col)
+            ref.play(col)
+        out.append((pos, ref))
+    return out
+
+
+def spatial_index(width, height, col, row):
+    return (height - 1 - row) * width + col
+
+
+def test_registry_holds_the_required_connect4_concepts():
+    table = concepts("connect4")
+    assert set(REQUIRED) <= set(table)
+    assert len(table) >= 30
+    for c in table.values():
+        meta = c.metadata()
+        assert meta["kind"] and meta["tier"] and meta["doc"]
+    with pytest.raises(ValueError, match="unknown concept"):
+        select("connect4", ["win_in_1", "telepathy"])
+    with pytest.raises(ValueError, match="kind 'fuzzy' is not one of"):
+        Concept("x", "fuzzy", "me", "static", "", lambda g, s, c: None)
+    with pytest.raises(ValueError, match="already has a concept named 'win_in_1'"):
+        register_concept("connect4", table["win_in_1"])
+    assert {c.tier for c in select("connect4", tiers=["static"])} == {"static"}
+    assert "fork_available" in concepts("tictactoe") and "nim_sum_zero" in concepts("nim")
+
+
+@pytest.mark.parametrize("width, height", SIZES)
+def test_static_connect4_concepts_match_the_reference(width, height):
+    game = games.get("connect4", width=width, height=height)
+    rng = random.Random(width * 10 + height)
+    pairs = random_positions(width, height, 60, rng)
+    states = [p for p, _ in pairs]
+    names = [c.name for c in select("connect4", tiers=["static", "search"])]
+    labels = label(game, states, names)
+    n_sq = width * height
+    centre_cols = [width // 2] if width % 2 else [width // 2 - 1, width // 2]
+    for i, (pos, ref) in enumerate(pairs):
+        me, opp = ref.to_move(), 3 - ref.to_move()
+        heights = [ref.height_of(c) for c in range(width)]
+        playable = {(c, heights[c]) for c in range(width) if heights[c] < height}
+        w_me, w_opp = ref.winning_squares(me), ref.winning_squares(opp)
+        win_now = bool(w_me & playable)
+        opp_now = w_opp & playable
+
+        def spatial(squares):
+            out = np.zeros(n_sq, dtype=bool)
+            for c, r in squares:
+                out[spatial_index(width, height, c, r)] = True
+            return out
+
+        assert np.array_equal(labels["playable_squares"][i], spatial(playable))
+        assert np.array_equal(labels["threat_squares_me"][i], spatial(w_me))
+        assert np.array_equal(labels["threat_squares_opp"][i], spatial(w_opp))
+        assert labels["win_in_1"][i] == win_now
+        assert labels["forced_block"][i] == (not win_now and bool(opp_now))
+        assert labels["lost_in_1"][i] == (not win_now and len(opp_now) >= 2)
+        assert np.array_equal(labels["poisoned_squares"][i], spatial({(c, r) for c, r in playable if (c, r + 1) in w_opp}))
+        assert labels["n_threats_me"][i] == len(w_me) and labels["n_threats_opp"][i] == len(w_opp)
+        for side, w in (("me", w_me), ("opp", w_opp)):
+            latent = {(c, r) for c, r in w if (c, r) not in playable}
+            assert labels[f"n_odd_threats_{side}"][i] == sum((r + 1) % 2 == 1 for c, r in latent)
+            assert labels[f"n_even_threats_{side}"][i] == sum((r + 1) % 2 == 0 for c, r in latent)
+            assert labels[f"n_stacked_threats_{side}"][i] == sum((c, r + 1) in w for c, r in w)
+        assert labels["n_shared_threat_squares"][i] == len(w_me & w_opp)
+        assert labels["centre_control"][i] == sum(
+            (ref.rows[r][c] == me) - (ref.rows[r][c] == opp) for c in centre_cols for r in range(height))
+        assert labels["first_player_to_move"][i] == (ref.moves % 2 == 0)
+        assert labels["follow_up_parity"][i] == (ref.moves % 2 == 0 and all((height - h) % 2 == 0 for h in heights))
+        # lines of four without the other side's stones
+        lines = []
+        for c in range(width):
+            for r in range(height):
+                for dc, dr in ((1, 0), (0, 1), (1, 1), (1, -1)):
+                    cells = [(c + k * dc, r + k * dr) for k in range(4)]
+                    if all(0 <= cc < width and 0 <= rr < height for cc, rr in cells):
+                        lines.append(cells)
+        assert labels["n_open_lines_me"][i] == sum(all(ref.rows[r][c] != opp for c, r in ln) for ln in lines)
+        assert labels["n_open_lines_opp"][i] == sum(all(ref.rows[r][c] != me for c, r in ln) for ln in lines)
+        # one-ply concepts by playing each move on the reference board
+        for c in range(width):
+            if heights[c] >= height:
+                assert not labels["safe_moves"][i][c] and not labels["losing_moves"][i][c]
+                assert not labels["double_threat_moves"][i][c]
+                continue
+            child = ref.copy()
+            wins = child.wins_by_playing(c)
+            child.play(c)
+            opp_can_win = not wins and any(child.wins_by_playing(cc) for cc in child.legal())
+            assert labels["safe_moves"][i][c] == (not opp_can_win), (pos.history, c)
+            assert labels["losing_moves"][i][c] == opp_can_win
+            if wins or opp_can_win:
+                assert not labels["double_threat_moves"][i][c]
+            else:
+                hts = [child.height_of(cc) for cc in range(width)]
+                mine = child.winning_squares(me)
+                n_playable_threats = sum((cc, hts[cc]) in mine for cc in range(width) if hts[cc] < height)
+                assert labels["double_threat_moves"][i][c] == (n_playable_threats >= 2)
+
+
+def brute_forced_win(ref: RefBoard, plies: int) -> bool:
+    """Can the side to move force a line within `plies` plies? (plain minimax)"""
+    if plies < 1 or ref.over():
+        return False
+    for c in ref.legal():
+        if ref.wins_by_playing(c):
+            return True
+    if plies < 3:
+        return False
+    for c in ref.legal():
+        child = ref.copy()
+        child.play(c)
+        if child.over():
+            continue
+        replies = child.legal()
+        ok = True
+        for r in replies:
+            if child.wins_by_playing(r):
+                ok = False
+                break
+            grand = child.copy()
+            grand.play(r)
+            if not brute_forced_win(grand, plies - 2):
+                ok = False
+                break
+        if ok and replies:
+            return True
+    return False
+
+
+def test_forced_win_concepts_match_brute_force_and_the_solver():
+    game = games.get("connect4", width=5, height=4)
+    rng = random.Random(7)
+    pairs = random_positions(5, 4, 80, rng)
+    states = [p for p, _ in pairs]
+    labels = label(game, states, ["forced_win_in_1", "forced_win_in_3", "forced_win_in_5", "moves_to_end", "score"])
+    for i, (pos, ref) in enumerate(pairs):
+        for k in (1, 3, 5):
+            assert labels[f"forced_win_in_{k}"][i] == brute_forced_win(ref, k), (pos.history, k)
+            # the exact score says how fast the side to move can force a win
+            solver_says = labels["score"][i] > 0 and labels["moves_to_end"][i] <= k
+            assert labels[f"forced_win_in_{k}"][i] == solver_says, (pos.history, k)
+
+
+def test_solver_concepts_are_exact_and_consistent():
+    game = games.get("connect4", width=5, height=4)
+    rng = random.Random(11)
+    pairs = random_positions(5, 4, 40, rng, max_moves=14)
+    pairs = [(p, r) for p, r in pairs if p.moves >= 6]  # keep the reference minimax quick
+    states = [p for p, _ in pairs]
+    names = ["value", "score", "column_scores", "optimal_moves", "good_moves", "n_good_moves", "only_move", "decisive"]
+    labels = label(game, states, names)
+    for i, (pos, ref) in enumerate(pairs):
+        score = ref_score(ref)
+        assert labels["score"][i] == score and labels["value"][i] == np.sign(score)
+        col_scores = []
+        for c in range(5):
+            if ref.height_of(c) >= 4:
+                assert np.isnan(labels["column_scores"][i][c])
+                col_scores.append(None)
+                continue
+            child = ref.copy()
+            win = child.wins_by_playing(c)
+            child.play(c)
+            v = (20 + 1 - ref.moves) // 2 if win else (0 if child.over() else -ref_score(child))
+            assert labels["column_scores"][i][c] == v
+            col_scores.append(v)
+        legal = [v for v in col_scores if v is not None]
+        good = [v is not None and np.sign(v) == np.sign(score) for v in col_scores]
+        assert list(labels["good_moves"][i]) == good
+        assert list(labels["optimal_moves"][i]) == [v is not None and v == max(legal) for v in col_scores]
+        assert labels["n_good_moves"][i] == sum(good) and labels["only_move"][i] == (sum(good) == 1)
+        assert labels["decisive"][i] == (len({int(np.sign(v)) for v in legal}) >= 2)
+
+
+def test_spatial_concepts_mirror_with_the_board():
+    game = games.get("connect4")
+    rng = random.Random(5)
+    states = [p for p, _ in random_positions(7, 6, 30, rng)]
+    mirrored = [s.mirror() for s in states]
+    spatial = [c.name for c in select("connect4", tiers=["static", "search"]) if c.kind in ("spatial", "per_column")]
+    a, b = label(game, states, spatial), label(game, mirrored, spatial)
+    for name in spatial:
+        x, y = a[name], b[name]
+        if x.shape[1] == 7:
+            assert np.array_equal(x[:, ::-1], y), name
+        else:
+            assert np.array_equal(x.reshape(-1, 6, 7)[:, :, ::-1], y.reshape(-1, 6, 7)), name
+
+
+def test_tictactoe_and_nim_concepts():
+    ttt = games.get("tictactoe")
+    states = [ttt.parse(t) for t in ["xx..o....", "xo.......", "x.o.x.o..", "........."]]
+    lab = label(ttt, states)
+    assert list(lab["must_block"]) == [True, False, False, False]
+    assert list(lab["win_in_1"]) == [False, False, True, False]  # x completes the diagonal 0-4-8
+    assert lab["threat_squares_opp"][0][2] and lab["threat_squares_opp"][0].sum() == 1
+    assert not lab["fork_available"][3] and lab["centre"][0] == 1 and lab["centre"][3] == 0
+    assert lab["value"][3] == 0 and lab["n_good_moves"][3] == 9
+    nim = games.get("nim", heaps=(3, 4, 5))
+    s = [nim.initial_state(), nim.parse("1,4,5|1"), nim.parse("0,0,2|0")]
+    lab = label(nim, s)
+    assert list(lab["nim_sum"]) == [2, 0, 2] and list(lab["nim_sum_zero"]) == [False, True, False]
+    assert list(lab["value"]) == [1, -1, 1] and list(lab["n_winning_moves"]) == [1, 0, 1]
+    assert list(lab["n_nonempty_heaps"]) == [3, 2, 1]
