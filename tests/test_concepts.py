@@ -232,4 +232,24 @@ def test_tictactoe_and_nim_concepts():
     lab = label(nim, s)
     assert list(lab["nim_sum"]) == [2, 0, 2] and list(lab["nim_sum_zero"]) == [False, True, False]
     assert list(lab["value"]) == [1, -1, 1] and list(lab["n_winning_moves"]) == [1, 0, 1]
-    assert list(lab["n_nonempty_heaps"]) == [3, 2, 1]
+    assert list(lab["n_nonempty_heaps"]) == [3, 3, 1]
+
+
+def test_solution_cache_round_trip_and_reuse(tmp_path):
+    from solver.cache import SolutionCache
+
+    game = games.get("connect4", width=5, height=4)
+    rng = random.Random(13)
+    states = [p for p, _ in random_positions(5, 4, 20, rng, max_moves=14) if p.moves >= 6]
+    states += [s.mirror() for s in states[:5]]  # mirror images share rows, columns flipped
+    names = ["score", "column_scores", "good_moves"]
+    plain = label(game, states, names)
+    with SolutionCache(tmp_path / "solutions.sqlite") as store:
+        first = {c.name: c.compute(game, states, cache) for cache in [{"solution_cache": store}] for c in select("connect4", names)}
+        assert store.misses > 0 and len(store) <= len(states)
+        store.hits = store.misses = 0
+        again = {c.name: c.compute(game, states, cache) for cache in [{"solution_cache": store}] for c in select("connect4", names)}
+        assert store.misses == 0 and store.hits == len(states)
+    for name in names:
+        np.testing.assert_array_equal(first[name], plain[name])
+        np.testing.assert_array_equal(again[name], plain[name])
