@@ -16,10 +16,10 @@ import functools
 from typing import Sequence
 
 import numpy as np
-from numba import njit, uint64
+from numba import njit
 
 from games.concepts import Concept, register_concept
-from games.connect4.bitboard import ONE, ZERO, has_four, winning_squares
+from games.connect4.bitboard import ONE, ZERO, winning_squares
 from games.connect4.position import BoardSize, Position
 
 GAME = "connect4"
