@@ -2,9 +2,9 @@
 
 Positions come from uniformly random games (sampling is not timed), from `--min-ply`
 stones on (the exact solver is slow on near-empty boards). Tiers are cumulative: static
-concepts, + short-search concepts, + solver concepts with a cold solution cache (a fresh
-SQLite file and fresh solver tables), + solver concepts again with the cache warm. One
-process; JSON under results/.
+concepts, + short-search concepts, + Allis-rule concepts, + solver concepts with a cold
+solution cache (a fresh SQLite file and fresh solver tables), + solver concepts again
+with the cache warm. One process; JSON under results/.
 
     python scripts/bench_labeling.py --sizes 10000,100000
 """
@@ -45,9 +45,10 @@ def main(
         with console.status(f"sampling {n} positions"):
             sampled = sample_positions(game, n, seed=seed, sources={"random": 1.0}, min_ply=min_ply, progress=False)
         states = [p.state for p in sampled]
-        tiers = [("static", ["static"]), ("+search", ["static", "search"])]
+        tiers = [("static", ["static"]), ("+search", ["static", "search"]), ("+rules", ["static", "search", "rules"])]
         if str(n) in solver_sizes.split(","):
-            tiers += [("+solver (cold cache)", ["static", "search", "solver"]), ("+solver (warm cache)", ["static", "search", "solver"])]
+            every = ["static", "search", "rules", "solver"]
+            tiers += [("+solver (cold cache)", every), ("+solver (warm cache)", every)]
         with tempfile.TemporaryDirectory() as tmp:
             store = None
             for name, tier_list in tiers:

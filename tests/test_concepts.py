@@ -208,7 +208,7 @@ def test_spatial_concepts_mirror_with_the_board():
     rng = random.Random(5)
     states = [p for p, _ in random_positions(7, 6, 30, rng)]
     mirrored = [s.mirror() for s in states]
-    spatial = [c.name for c in select("connect4", tiers=["static", "search"]) if c.kind in ("spatial", "per_column")]
+    spatial = [c.name for c in select("connect4", tiers=["static", "search", "rules"]) if c.kind in ("spatial", "per_column")]
     a, b = label(game, states, spatial), label(game, mirrored, spatial)
     for name in spatial:
         x, y = a[name], b[name]
@@ -253,3 +253,71 @@ def test_solution_cache_round_trip_and_reuse(tmp_path):
     for name in names:
         np.testing.assert_array_equal(first[name], plain[name])
         np.testing.assert_array_equal(again[name], plain[name])
+
+
+def reference_rules(ref: RefBoard) -> dict:
+    """Allis' rule instances from the literal requirements, on the plain board (rows 1..H)."""
+    w, h = ref.width, ref.height
+    me, opp = ref.to_move(), 3 - ref.to_move()
+    empty = {(c, r) for c in range(w) for r in range(h) if ref.rows[r][c] == 0}
+    playable = {(c, ref.height_of(c)) for c in range(w) if ref.height_of(c) < h}
+
+    def odd(r):  # 0-based row -> Allis row parity
+        return (r + 1) % 2 == 1
+
+    claim = [((c, r), (c, r + 1)) for c, r in empty if (c, r + 1) in empty and not odd(r + 1)]
+    vert = [((c, r), (c, r + 1)) for c, r in empty if (c, r + 1) in empty and odd(r + 1)]
+    high = [((c, r), (c, r + 1), (c, r + 2)) for c, r in empty
+            if (c, r + 1) in empty and (c, r + 2) in empty and not odd(r) and odd(r + 1) and not odd(r + 2)]
+    out = {"claimeven": len(claim), "vertical": len(vert), "baseinverse": len(playable) * (len(playable) - 1) // 2,
+           "lowinverse": sum(1 for i, a in enumerate(vert) for b in vert[i + 1:] if a[0][0] != b[0][0]),
+           "highinverse": sum(1 for i, a in enumerate(high) for b in high[i + 1:] if a[0][0] != b[0][0])}
+    out["baseclaim"] = sum(1 for b in playable if (b[0], b[1] + 1) in empty and not odd(b[1] + 1)
+                           for a in playable for c in playable if a != b and c != b and a < c)
+    lines = []
+    for c in range(w):
+        for r in range(h):
+            for dc, dr in ((1, 0), (0, 1), (1, 1), (1, -1)):
+                cells = [(c + k * dc, r + k * dr) for k in range(4)]
+                if all(0 <= cc < w and 0 <= rr < h for cc, rr in cells):
+                    lines.append((cells, dc != 0))
+    for side, theirs in (("me", opp), ("opp", me)):
+        after = before = special = 0
+        for cells, non_vertical in lines:
+            if any(ref.rows[r][c] == theirs for c, r in cells):
+                continue
+            e = [(c, r) for c, r in cells if (c, r) in empty]
+            if not e or any(r == h - 1 for c, r in e):
+                continue
+            if all(not odd(r) and (c, r - 1) in empty for c, r in e):
+                after += 1
+            if non_vertical and all(not odd(r) or (r > 0 and (c, r - 1) in empty) for c, r in e):
+                before += 1
+                cols = {c for c, _ in cells}
+                outside = [p for p in playable if p[0] not in cols]
+                if sum(p in playable for p in e) == 1:
+                    special += len(outside)
+        out[f"aftereven_{side}"], out[f"before_{side}"], out[f"specialbefore_{side}"] = after, before, special
+    return out
+
+
+@pytest.mark.parametrize("width, height", [(7, 6), (6, 5), (5, 4)])
+def test_allis_rule_counts_match_the_literal_reference(width, height):
+    game = games.get("connect4", width=width, height=height)
+    pairs = random_positions(width, height, 50, random.Random(21 + width), max_moves=width * height // 2)
+    pairs.append((Position.empty(width, height), RefBoard(width, height)))
+    labels = label(game, [p for p, _ in pairs], [c.name for c in select("connect4", tiers=["rules"])])
+    for i, (pos, ref) in enumerate(pairs):
+        for key, expected in reference_rules(ref).items():
+            assert labels[f"n_{key}"][i] == expected, (pos.history, key)
+            assert labels[f"{key}_squares"][i].any() == (expected > 0), (pos.history, key)
+
+
+def test_allis_rule_counts_on_the_empty_board():
+    lab = label(games.get("connect4"), [Position.empty()], [c.name for c in select("connect4", tiers=["rules"])])
+    got = {k[2:]: int(v[0]) for k, v in lab.items() if k.startswith("n_")}
+    # 7 columns x 3 Claimevens (rows 1-2, 3-4, 5-6), 2 Verticals (rows 2-3, 4-5), 2 Highinverse triples
+    assert got["claimeven"] == 21 and got["vertical"] == 14 and got["baseinverse"] == 21
+    assert got["lowinverse"] == got["highinverse"] == (14 * 14 - 7 * 4) // 2 and got["baseclaim"] == 7 * 15
+    assert got["aftereven_me"] == 8  # horizontal groups in rows 2 and 4
+    assert got["before_me"] == 24 and got["specialbefore_me"] == 0

@@ -6,8 +6,9 @@ Pons and Allis). Rows are counted 1..H from the bottom (Allis): a threat square 
 square that would complete four of its stones, playable or not. Spatial labels are the
 ``H*W`` squares row-major with row 0 on top (as the observation planes).
 
-Tiers: ``static`` (bitboard arithmetic), ``search`` (a few plies), ``solver`` (exact
-solution). Allis' strategic rules are not implemented yet.
+Tiers: ``static`` (bitboard arithmetic), ``search`` (a few plies), ``rules`` (instances
+of Allis' nine strategic rules), ``solver`` (exact solution, through a shared solver and
+optionally an SQLite `SolutionCache` passed as ``cache["solution_cache"]``).
 """
 
 from __future__ import annotations
@@ -429,3 +430,125 @@ def _to_end(game, states, s):
 
     return np.array([remaining_plies(int(sc), st.moves, game.width, game.height) for sc, st in zip(s["score"], states)],
                     dtype=np.int64)
+
+
+# ------------------------------------------------------------------------------ Allis' rules
+# Static enumerations of the instances of Allis' nine strategic rules ("A Knowledge-based
+# Approach of Connect-Four", 1988; requirements as tabulated in probing.md 4.4). Rows are
+# Allis' 1..H from the bottom. Rules that do not depend on whose stones are where
+# (Claimeven, Baseinverse, Vertical, Lowinverse, Highinverse, Baseclaim) are labelled
+# once; the group-based ones (Aftereven, Before, Specialbefore) once for each side taken
+# as the controller of zugzwang. Counting instances is not VICTOR's search for a
+# compatible set of them: these are the building blocks, not a proof.
+_RULE_DOCS = {
+    "claimeven": "two vertically adjacent empty squares, the upper in an even row",
+    "baseinverse": "two directly playable squares",
+    "vertical": "two vertically adjacent empty squares, the upper in an odd row",
+    "lowinverse": "two Verticals in different columns",
+    "highinverse": "two columns each with three adjacent empty squares (even, odd, even rows from below)",
+    "baseclaim": "three directly playable squares a, b, c with the square above b in an even row",
+    "aftereven": "a group of the controller whose every empty square is the upper square of a Claimeven, none in the top row",
+    "before": "a non-vertical group of the controller with no empty square in the top row, each odd empty square with an "
+              "empty square below (so each empty square has a Vertical or Claimeven)",
+    "specialbefore": "a Before with exactly one directly playable empty square, with another directly playable square "
+                     "outside the group's columns",
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _rule_tables(width: int, height: int) -> dict:
+    t = dict(board_tables(width, height))
+    size = t["size"]
+    t["top"] = np.uint64(sum(size.bit(c, height - 1) for c in range(width)))
+    t["bottom"] = np.uint64(size.bottom)
+    non_vertical, line_columns = [], []
+    for c in range(width):
+        for r in range(height):
+            for dc, dr in ((1, 0), (0, 1), (1, 1), (1, -1)):
+                cells = [(c + k * dc, r + k * dr) for k in range(4)]
+                if all(0 <= cc < width and 0 <= rr < height for cc, rr in cells):
+                    non_vertical.append(dc != 0)
+                    line_columns.append(sum(((1 << height) - 1) << (cc * (height + 1)) for cc in {cc for cc, _ in cells}))
+    t["non_vertical"] = np.array(non_vertical, dtype=bool)
+    t["line_columns"] = np.array(line_columns, dtype=np.uint64)
+    return t
+
+
+def _column_counts(bits: np.ndarray, t: dict) -> np.ndarray:
+    return np.stack([_popcount(bits & col) for col in t["columns"]], axis=1)
+
+
+def _pairs_across_columns(per_column: np.ndarray) -> np.ndarray:
+    total = per_column.sum(axis=1)
+    return (total * total - (per_column * per_column).sum(axis=1)) // 2
+
+
+def allis_rules(game, states, cache: dict) -> dict:
+    """Counts and square bitmaps of every rule's instances (computed once per batch)."""
+    if "connect4_allis" in cache:
+        return cache["connect4_allis"]
+    f = _features(game, states, cache)
+    t = _rule_tables(game.width, game.height)
+    one = np.uint64(1)
+    empty = np.uint64(t["size"].full) & ~f.mask
+    odd, even = t["odd_rows"], t["even_rows"]
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    # lower squares of the pairs / triples
+    claim_low = empty & (empty >> one) & odd
+    vert_low = empty & (empty >> one) & even
+    high_low = empty & (empty >> one) & (empty >> np.uint64(2)) & even
+    out["claimeven"] = (_popcount(claim_low), claim_low | (claim_low << one))
+    out["vertical"] = (_popcount(vert_low), vert_low | (vert_low << one))
+    k = _popcount(f.playable)
+    out["baseinverse"] = (k * (k - 1) // 2, np.where(k >= 2, f.playable, np.uint64(0)))
+    for name, low, span in (("lowinverse", vert_low, 2), ("highinverse", high_low, 3)):
+        per_col = _column_counts(low, t)
+        squares = low
+        for s in range(1, span):
+            squares = squares | (low << np.uint64(s))
+        enough = (per_col > 0).sum(axis=1) >= 2
+        out[name] = (_pairs_across_columns(per_col), np.where(enough, squares, np.uint64(0)))
+    b = f.playable & (empty >> one) & odd  # playable squares whose upper neighbour is even
+    count = _popcount(b) * np.maximum(k - 1, 0) * np.maximum(k - 2, 0) // 2
+    out["baseclaim"] = (count, np.where(count > 0, f.playable | (b << one), np.uint64(0)))
+    lines = t["lines"]
+    for side, (mine, theirs) in (("me", (f.cur, f.opp)), ("opp", (f.opp, f.cur))):
+        free = (lines[None, :] & theirs[:, None]) == 0  # groups the side can still complete
+        e = lines[None, :] & empty[:, None]
+        has_empty = e != 0
+        no_top = (e & t["top"]) == 0
+        after = free & has_empty & no_top & ((e & ~even) == 0) & (((e >> one) & empty[:, None]) == (e >> one))
+        odd_e = e & odd
+        before = (free & has_empty & no_top & t["non_vertical"][None, :] & ((odd_e & t["bottom"]) == 0)
+                  & (((odd_e >> one) & empty[:, None]) == (odd_e >> one)))
+        playable_e = _popcount(e & f.playable[:, None])
+        outside = _popcount(f.playable[:, None] & ~t["line_columns"][None, :])
+        special = before & (playable_e == 1) & (outside > 0)
+
+        def squares(sel, extra):
+            return np.bitwise_or.reduce(np.where(sel, extra, np.uint64(0)), axis=1)
+
+        out[f"aftereven_{side}"] = (after.sum(axis=1), squares(after, e | (e >> one)))
+        out[f"before_{side}"] = (before.sum(axis=1), squares(before, e | (e << one)))
+        out[f"specialbefore_{side}"] = (np.where(special, outside, 0).sum(axis=1),
+                                        squares(special, e | (e << one) | (f.playable[:, None] & ~t["line_columns"][None, :])))
+    cache["connect4_allis"] = {k: (np.asarray(c, dtype=np.int64), bits) for k, (c, bits) in out.items()}
+    return cache["connect4_allis"]
+
+
+def _register_rule(key: str, rule: str, perspective: str) -> None:
+    who = {"none": "", "me": " (me as the controller of zugzwang)", "opp": " (the opponent as the controller)"}[perspective]
+    doc = _RULE_DOCS[rule] + who + "."
+    register_concept(GAME, Concept(f"n_{key}", "count", perspective, "rules", f"Number of {rule.capitalize()} instances: " + doc,
+                                   lambda game, states, cache: allis_rules(game, states, cache)[key][0]))
+    register_concept(GAME, Concept(f"{key}_squares", "spatial", perspective, "rules",
+                                   f"Squares used by some {rule.capitalize()} instance: " + doc,
+                                   lambda game, states, cache: _spatial(allis_rules(game, states, cache)[key][1],
+                                                                        board_tables(game.width, game.height))))
+
+
+for _rule in ("claimeven", "baseinverse", "vertical", "lowinverse", "highinverse", "baseclaim"):
+    _register_rule(_rule, _rule, "none")
+for _rule in ("aftereven", "before", "specialbefore"):
+    for _side in ("me", "opp"):
+        _register_rule(f"{_rule}_{_side}", _rule, _side)
