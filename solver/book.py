@@ -82,6 +82,7 @@ class OpeningBook:
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez_compressed(f, keys=self.keys, scores=self.scores, meta=np.array(json.dumps(meta)))
+            os.chmod(tmp, 0o644)  # mkstemp creates 0600 files
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -27,3 +27,15 @@ def test_empty_board_column_scores():
     assert solver.solve("") == 1
     assert solver.best_moves("") == [3]
     assert np.sign(solver.solve("", weak=True)) == 1
+
+
+def test_shipped_book_entry_agrees_with_search():
+    # re-solve one depth-2 position of the shipped 7x6 book by search alone (about a minute)
+    from games.connect4 import Position
+    from solver import Solver, load_default_book
+
+    book = load_default_book(7, 6)
+    if book is None:
+        pytest.skip("no 7x6 opening book is shipped or cached")
+    pos = Position.from_moves("44")
+    assert Solver().solve(pos) == book.lookup(pos)

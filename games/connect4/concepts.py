@@ -311,23 +311,26 @@ def _forced_win_batch(cur, mask, plies, height, bottom, full, out):
         out[i] = _forced_win(cur[i], mask[i], plies, height, bottom, full)
 
 
-def _make_forced_win(k: int):
+def forced_win_concept(plies: int) -> Concept:
+    """The concept "I can force four within `plies` plies" (register it for other depths)."""
+    if plies < 1:
+        raise ValueError(f"plies must be >= 1, got {plies}")
+
     def compute(game, states, cache):
         f = _features(game, states, cache)
         size = f.t["size"]
         out = np.zeros(f.cur.size, dtype=bool)
         if out.size:
-            _forced_win_batch(f.cur, f.mask, k, size.height, np.uint64(size.bottom), np.uint64(size.full), out)
+            _forced_win_batch(f.cur, f.mask, plies, size.height, np.uint64(size.bottom), np.uint64(size.full), out)
         return out
 
-    return compute
+    return Concept(f"forced_win_in_{plies}", "binary", "me", "search",
+                   f"I can force four within {plies} plies (my moves and the opponent's replies), whatever the opponent does.",
+                   compute, {"plies": plies})
 
 
 for _k in (1, 3, 5, 7):
-    register_concept(GAME, Concept(
-        f"forced_win_in_{_k}", "binary", "me", "search",
-        f"I can force four within {_k} plies (my moves and the opponent's replies), whatever the opponent does.",
-        _make_forced_win(_k), {"plies": _k}))
+    register_concept(GAME, forced_win_concept(_k))
 
 
 # ------------------------------------------------------------------------------ solver
