@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) scripts/demo.py
+	$(PY) scripts/train_agent.py
 
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"

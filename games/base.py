@@ -86,6 +86,7 @@ class Game(ABC):
     num_actions: int
     obs_shape: tuple[int, int, int]
     concepts_module: str | None = None  # module that registers the game's concepts (games.concepts)
+    fast_oracle_ply: int = 0  # from this many moves on, the exact oracle answers quickly (sampling defaults)
 
     # ---------------------------------------------------------------- rules
     @abstractmethod
@@ -149,6 +150,22 @@ class Game(ABC):
     @abstractmethod
     def action_values(self, state: Any) -> np.ndarray:
         """float array: value for the side to move of each action (NaN if illegal)."""
+
+    def action_scores(self, state: Any) -> np.ndarray:
+        """Exact score of each action for the side to move (NaN if illegal); larger is better.
+
+        Games whose solver distinguishes fast from slow wins override this; by default the
+        score is the value (-1/0/+1)."""
+        return self.action_values(state)
+
+    def baseline_players(self) -> dict[str, Any]:
+        """Named players ``(game, state, rng) -> action`` for strength ladders, weakest first
+        (uniform random is always added by the evaluator)."""
+        return {}
+
+    def evaluation_sets(self) -> dict[str, list[str]]:
+        """Named fixed sets of positions (as text) with known answers, for move-quality tests."""
+        return {}
 
     def batch_ops(self) -> "BatchOps":
         """Numba kernels that step many boards at once (for the vectorised environment)."""

@@ -10,7 +10,10 @@ the game dominates. Sources:
   random value-preserving move (the game's exact oracle); the first `random_opening`
   plies are random (the oracle is slow on near-empty boards);
 * ``file``: positions from a text file, one per line in the game's text form (each line
-  its own game).
+  its own game);
+* any name given in ``players`` (e.g. ``agent-0`` for a trained checkpoint, see
+  ``scripts/make_dataset.py --agent``): self-play of that player after the random opening,
+  with a random move instead of its own 10% of the time (so greedy players vary).
 
 Labelling runs in batches, in parallel processes, each batch written to its own Parquet
 part file (temporary file, then rename): an interrupted run resumes without relabelling
@@ -52,8 +55,12 @@ class SampledPosition:
     source: str
 
 
-def parse_sources(spec: str | dict[str, float]) -> dict[str, float]:
-    """``"random:0.5,epsilon-0.1:0.5"`` (or a dict) -> normalised weights; validates names."""
+AGENT_EPSILON = 0.1  # share of random moves in the self-play games of a `players` source
+
+
+def parse_sources(spec: str | dict[str, float], players: Sequence[str] = ()) -> dict[str, float]:
+    """``"random:0.5,epsilon-0.1:0.5"`` (or a dict) -> normalised weights; validates names
+    (`players`: extra source names backed by player callables)."""
     if isinstance(spec, str):
         weights = {}
         for part in spec.split(","):
@@ -65,7 +72,7 @@ def parse_sources(spec: str | dict[str, float]) -> dict[str, float]:
     else:
         weights = dict(spec)
     for name, w in weights.items():
-        if name == "random" or name == "file":
+        if name == "random" or name == "file" or name in players:
             pass
         elif name.startswith("epsilon-"):
             try:
@@ -75,7 +82,8 @@ def parse_sources(spec: str | dict[str, float]) -> dict[str, float]:
             if not 0 <= eps <= 1:
                 raise ValueError(f"bad source {name!r}: epsilon must be in [0, 1]")
         else:
-            raise ValueError(f"unknown source {name!r}; use random, epsilon-E or file")
+            extra = f" or one of the given players {sorted(players)}" if players else ""
+            raise ValueError(f"unknown source {name!r}; use random, epsilon-E, file{extra}")
         if w < 0:
             raise ValueError(f"source {name!r} has a negative weight")
     total = sum(weights.values())
@@ -84,15 +92,23 @@ def parse_sources(spec: str | dict[str, float]) -> dict[str, float]:
     return {k: v / total for k, v in weights.items()}
 
 
-def play_game(game: Game, source: str, rng: random.Random, random_opening: int) -> list[Any]:
+def play_game(game: Game, source: str, rng: random.Random, random_opening: int,
+              players: dict[str, Any] | None = None) -> list[Any]:
     """States of one game from `source`, from the initial state to the end."""
     state = game.initial_state()
     states = [state]
-    eps = float(source.split("-", 1)[1]) if source.startswith("epsilon-") else 1.0
+    player = (players or {}).get(source)
+    if player is not None:
+        eps = AGENT_EPSILON
+        player_rng = np.random.default_rng(rng.getrandbits(63))
+    else:
+        eps = float(source.split("-", 1)[1]) if source.startswith("epsilon-") else 1.0
     while not game.is_terminal(state):
         legal = game.legal_actions(state)
         if len(states) - 1 < random_opening or rng.random() < eps:
             action = rng.choice(legal)
+        elif player is not None:
+            action = int(player(game, state, player_rng))
         else:
             action = rng.choice(game.optimal_actions(state))
         state = game.play(state, action)
@@ -111,9 +127,12 @@ def sample_positions(
     min_ply: int = 0,
     max_games: int | None = None,
     progress: bool = True,
+    players: dict[str, Any] | None = None,
 ) -> list[SampledPosition]:
-    """Sample `n` distinct live positions, stratified by ply (deterministic by `seed`)."""
-    weights = parse_sources(sources or DEFAULT_SOURCES)
+    """Sample `n` distinct live positions, stratified by ply (deterministic by `seed`).
+
+    `players` maps extra source names to players ``(game, state, rng) -> action``."""
+    weights = parse_sources(sources or DEFAULT_SOURCES, players=tuple(players or ()))
     rng = random.Random(seed)
     candidates: dict[Any, SampledPosition] = {}
     game_id = 0
@@ -149,7 +168,7 @@ def sample_positions(
     games_played = 0
     while names and len(candidates) < target and games_played < max_games:
         source = names[int(np.searchsorted(np.cumsum(probs), rng.random(), side="right").clip(0, len(names) - 1))]
-        for ply, state in enumerate(play_game(game, source, rng, random_opening)):
+        for ply, state in enumerate(play_game(game, source, rng, random_opening, players)):
             if ply < min_ply or game.is_terminal(state):
                 continue
             key = game.canonical_key(state)
@@ -236,6 +255,7 @@ def build_dataset(
     min_ply: int = 0,
     solution_cache: str | Path | None = None,
     progress: bool = True,
+    players: dict[str, Any] | None = None,
 ) -> Path:
     """Sample, label and write ``out_dir/positions.parquet`` and ``out_dir/manifest.json``.
 
@@ -247,14 +267,15 @@ def build_dataset(
     game_kwargs = dict(game_kwargs or {})
     game = get(game_name, **game_kwargs)
     chosen = select(game.name, concepts)
-    weights = parse_sources(sources or DEFAULT_SOURCES)
+    weights = parse_sources(sources or DEFAULT_SOURCES, players=tuple(players or ()))
     out = Path(out_dir)
     parts = out / "parts"
     parts.mkdir(parents=True, exist_ok=True)
     config = {"game": game_name, "game_kwargs": game_kwargs, "n": n, "seed": seed, "sources": weights,
               "positions_file": str(positions_file) if positions_file else None, "random_opening": random_opening,
               "min_ply": min_ply, "concepts": [c.name for c in chosen], "batch_size": batch_size,
-              "generator_version": GENERATOR_VERSION}
+              "generator_version": GENERATOR_VERSION,
+              "players": {name: repr(p) for name, p in (players or {}).items() if name in weights}}
     digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
     sample_path = out / "sample.json"
     if sample_path.exists() and json.loads(sample_path.read_text()).get("config_digest") == digest:
@@ -264,7 +285,7 @@ def build_dataset(
         for stale in parts.glob("part-*.parquet"):
             stale.unlink()
         sampled = sample_positions(game, n, seed=seed, sources=weights, positions_file=positions_file,
-                                   random_opening=random_opening, min_ply=min_ply, progress=progress)
+                                   random_opening=random_opening, min_ply=min_ply, progress=progress, players=players)
         rows = [{"text": p.text, "ply": p.ply, "game_id": p.game_id, "source": p.source} for p in sampled]
         _write_json(sample_path, {"config_digest": digest, "positions": rows})
     if solution_cache is None and any(c.tier == "solver" for c in chosen) and game.name == "connect4":

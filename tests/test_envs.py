@@ -220,3 +220,26 @@ def test_frozen_sb3_policy_as_opponent():
     vec.reset()
     _, rewards, _, _ = vec.step(vec.masks.argmax(axis=1))
     assert rewards.shape == (4,)
+
+
+@pytest.mark.parametrize("name, opening", [("connect4", 6), ("tictactoe", 3)])
+def test_vec_env_random_openings_hand_the_learner_live_positions(name, opening):
+    import games
+
+    env = SelfPlayVecEnv(name, num_envs=64, opponent="random", seed=3, random_opening=opening)
+    game = games.get(name)
+    obs = env.reset()
+    rng = np.random.default_rng(0)
+    plies = set()
+    for _ in range(40):
+        for i in range(env.num_envs):
+            state = env.state(i)
+            assert not game.is_terminal(state) and game.to_play(state) == env.learner_seat[i]
+            assert np.array_equal(game.observation(state), obs[i])
+            plies.add(int(state.moves))
+        obs, _, _, _ = env.step(np.array([rng.choice(np.flatnonzero(m)) for m in env.action_masks()]))
+    assert len(plies) > opening  # openings vary in length
+    with pytest.raises(ValueError, match="needs an opponent"):
+        SelfPlayVecEnv(name, num_envs=2, random_opening=2)
+    with pytest.raises(ValueError, match=">= 0"):
+        SelfPlayVecEnv(name, num_envs=2, opponent="random", random_opening=-1)

@@ -21,6 +21,7 @@ class ConnectFour(Game):
 
     name = "connect4"
     concepts_module = "games.connect4.concepts"
+    fast_oracle_ply = 10  # emptier 7x6 boards take the solver seconds to minutes
 
     def __init__(self, width: int = 7, height: int = 6) -> None:
         self.size = BoardSize(width, height)
@@ -128,3 +129,24 @@ class ConnectFour(Game):
         """Exact score of each column for the side to move (NaN if full)."""
         scores = self._solver().analyze(state)
         return np.array([np.nan if s is None else float(s) for s in scores])
+
+    # ------------------------------------------------------------- evaluation
+    def baseline_players(self) -> dict:
+        from games.connect4.players import baseline_players
+
+        return baseline_players()
+
+    def evaluation_sets(self) -> dict[str, list[str]]:
+        """Pascal Pons' three easy test sets (7x6 only; from ``../shared/data/connect4`` when present).
+
+        The harder sets are left out: labelling every move of them takes the solver minutes."""
+        if (self.width, self.height) != (7, 6):
+            return {}
+        from solver.benchmarks import PONS_SETS, find_set_file, read_set
+
+        out = {}
+        for spec in PONS_SETS:
+            path = find_set_file(spec.name)
+            if path is not None and spec.name in ("Test_L3_R1", "Test_L2_R1", "Test_L1_R1"):
+                out[spec.label] = [moves for moves, _ in read_set(path)]
+        return out

@@ -14,6 +14,9 @@ Two modes:
   assigns it to that transition (public tutorials forget the loser's -1).
 * ``opponent`` given ("random", or a batched callable ``(obs, masks) -> actions`` such
   as a frozen policy): each `step` is a learner move followed by the opponent's reply;
+  an opponent that also has ``new_episodes(rows)`` (an `EpisodeAwareOpponent`, e.g. a
+  pool that picks an opponent per game) is told which boards start a game and is called
+  as ``opponent(obs, masks, rows)``;
   the learner's seat alternates between episodes (board i starts as seat ``i % 2``),
   and the reward is +1 / 0 / -1 from the learner's side, on the learner's transition
   that ended the game (including when the opponent's reply wins).
@@ -21,7 +24,7 @@ Two modes:
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
@@ -32,6 +35,17 @@ from games.base import Game
 from games.registry import get
 
 BatchOpponent = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+@runtime_checkable
+class EpisodeAwareOpponent(Protocol):
+    """A batched opponent that knows which board each row is and when a board starts a game."""
+
+    def new_episodes(self, rows: np.ndarray) -> None:
+        """Boards `rows` start a new game (choose who plays them, reset per-game state)."""
+
+    def __call__(self, obs: np.ndarray, masks: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Actions for boards `rows`, given their observations and legal-action masks."""
 
 
 @njit(cache=True)
@@ -45,12 +59,16 @@ class SelfPlayVecEnv(VecEnv):
     :param game: registered game name or `Game`.
     :param num_envs: number of boards.
     :param opponent: None (the caller plays both seats), "random", or a batched callable.
-    :param seed: seeds the random opponent and random seats (numba's generator).
+    :param seed: seeds the random opponent, random openings (numba's generator).
+    :param random_opening: with an opponent, each game starts with a uniformly drawn number
+        (0 to this) of uniformly random plies before the learner's seat comes into play, so
+        that training sees varied positions (a near-deterministic policy playing itself
+        otherwise repeats a few lines). 0 = every game from the initial state.
     :param game_kwargs: game options.
     """
 
     def __init__(self, game: str | Game = "connect4", num_envs: int = 64, opponent: str | BatchOpponent | None = None,
-                 seed: int | None = None, **game_kwargs: Any) -> None:
+                 seed: int | None = None, random_opening: int = 0, **game_kwargs: Any) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.game = get(game, **game_kwargs)
@@ -75,16 +93,24 @@ class SelfPlayVecEnv(VecEnv):
         self._terminal = np.zeros(n, dtype=np.bool_)
         self._reward = np.zeros(n, dtype=np.float32)
         self._seed = seed
+        if random_opening < 0:
+            raise ValueError(f"random_opening must be >= 0, got {random_opening}")
+        if random_opening and opponent is None:
+            raise ValueError("random_opening needs an opponent (it decides whose turn the learner's seat is)")
+        self.random_opening = int(random_opening)
+        self._rng = np.random.default_rng(seed)
 
     # ------------------------------------------------------------------ SB3 VecEnv API
     def reset(self) -> np.ndarray:
         seed = self._seeds[0] if self._seeds and self._seeds[0] is not None else self._seed
         if seed is not None:
             _seed_numba(int(seed) % (2**32))
+            self._rng = np.random.default_rng(seed)
         self._reset_seeds()
         self.ops.reset(self.states, self.rows)
         self.learner_seat[:] = np.arange(self.num_envs) % 2
         if self.opponent is not None:
+            self._opponent_new_episodes(self.rows)
             self._opponent_opening(self.rows)
         self.episode_returns[:] = 0
         self.episode_lengths[:] = 0
@@ -139,6 +165,7 @@ class SelfPlayVecEnv(VecEnv):
             self.ops.reset(self.states, done_rows)
             if self.opponent is not None:
                 self.learner_seat[done_rows] ^= 1
+                self._opponent_new_episodes(done_rows)
                 self._opponent_opening(done_rows)
         self._refresh(self.rows)
         return self.obs.copy(), rewards, terminal, infos
@@ -205,13 +232,47 @@ class SelfPlayVecEnv(VecEnv):
         masks = np.zeros((rows.size, self.game.num_actions), dtype=np.bool_)
         self.ops.observe(self.states, rows, obs)
         self.ops.masks(self.states, rows, masks)
-        return np.asarray(self.opponent(obs, masks), dtype=np.int64).reshape(rows.size)
+        if isinstance(self.opponent, EpisodeAwareOpponent):
+            actions = self.opponent(obs, masks, rows)
+        else:
+            actions = self.opponent(obs, masks)
+        return np.asarray(actions, dtype=np.int64).reshape(rows.size)
+
+    def _opponent_new_episodes(self, rows: np.ndarray) -> None:
+        if isinstance(self.opponent, EpisodeAwareOpponent):
+            self.opponent.new_episodes(rows)
+
+    def _random_plies(self, rows: np.ndarray) -> None:
+        """Play a uniformly drawn number of random plies on fresh boards `rows` (never ending a game)."""
+        plies = self._rng.integers(0, self.random_opening + 1, size=rows.size)
+        t = np.zeros(rows.size, dtype=np.bool_)
+        r = np.zeros(rows.size, dtype=np.float32)
+        actions = np.zeros(rows.size, dtype=np.int64)
+        for ply in range(self.random_opening):
+            live = rows[plies > ply]
+            if live.size == 0:
+                break
+            self.ops.random_actions(self.states, live, actions[: live.size])
+            self.ops.play(self.states, actions[: live.size], live, t[: live.size], r[: live.size])
+            ended = live[t[: live.size]]
+            if ended.size:  # a random line that already ended the game: start that board afresh
+                self.ops.reset(self.states, ended)
+                plies[np.isin(rows, ended)] = 0
 
     def _opponent_opening(self, rows: np.ndarray) -> None:
-        """On fresh boards where the learner is the second player, the opponent moves first."""
-        second = rows[self.learner_seat[rows] == 1]
+        """Random opening plies (if any), then the opponent moves where it is not the learner's turn."""
+        if self.random_opening:
+            self._random_plies(rows)
+        movers = np.zeros(rows.size, dtype=np.int64)
+        self.ops.to_play(self.states, rows, movers)
+        second = rows[movers != self.learner_seat[rows]]
         if second.size:
             replies = self._opponent_actions(second)
             t = np.zeros(second.size, dtype=np.bool_)
             r = np.zeros(second.size, dtype=np.float32)
             self.ops.play(self.states, replies, second, t, r)
+            ended = second[t]
+            if ended.size:  # the reply to a random opening ended the game: deal that board again
+                self.ops.reset(self.states, ended)
+                self._opponent_new_episodes(ended)
+                self._opponent_opening(ended)

@@ -189,6 +189,12 @@ class Nim(Game):
             values[a] = 1.0 if child_sum == 0 else -1.0
         return values
 
+    def baseline_players(self) -> dict:
+        """A perfect player (random among value-keeping moves): the agent can at best match it."""
+        from games.envs.opponents import perfect_opponent
+
+        return {"perfect": perfect_opponent}
+
 
 # --------------------------------------------------------------------------- batched kernels
 @functools.lru_cache(maxsize=None)

@@ -176,6 +176,12 @@ class TicTacToe(Game):
                 values[a] = abs(outcome)
         return values
 
+    def baseline_players(self) -> dict:
+        """A perfect player (random among value-keeping moves): the agent can at best match it."""
+        from games.envs.opponents import perfect_opponent
+
+        return {"perfect": perfect_opponent}
+
 
 @lru_cache(maxsize=None)
 def _solve(x: int, o: int) -> int:

@@ -1,0 +1,153 @@
+"""Run folders and checkpoints: log-spaced schedule, atomic writes, loading with clear errors.
+
+A run folder looks like::
+
+    RUN/config.json                 resolved training config, seed, library versions
+    RUN/checkpoints/step_000040960.zip   SB3 MaskablePPO archives (policy + optimizer)
+    RUN/checkpoints/step_000040960.pool.pt  the opponent pool at that step (for --resume)
+    RUN/evaluations.jsonl           one evaluation record per checkpoint
+    RUN/strength.png                strength against timesteps
+    RUN/tb/                         TensorBoard logs
+
+Every file is written to a temporary name in the same folder and renamed into place, so a
+killed run leaves either the previous file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+CHECKPOINT_RE = re.compile(r"^step_(\d+)\.zip$")
+
+
+@contextmanager
+def atomic_target(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a temporary path in `path`'s folder; on success it is renamed onto `path`.
+
+    On any error the temporary file is removed and `path` keeps its old content.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    tmp = Path(name)
+    os.chmod(tmp, 0o644)  # mkstemp makes files private; artifacts are meant to be shared
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(text: str, path: str | Path) -> Path:
+    """Write `text` to `path` atomically."""
+    with atomic_target(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """`torch.save` to `path` atomically."""
+    with atomic_target(path) as tmp:
+        torch.save(obj, tmp)
+    return Path(path)
+
+
+def atomic_save_model(model: Any, path: str | Path) -> Path:
+    """``model.save`` (an SB3 algorithm) to `path` (a ``.zip``) atomically."""
+    with atomic_target(path, suffix=".zip") as tmp:  # SB3 appends .zip to names without it
+        model.save(tmp)
+    return Path(path)
+
+
+def append_jsonl(record: dict, path: str | Path) -> None:
+    """Append one JSON line; the whole file is rewritten atomically (records are small)."""
+    path = Path(path)
+    old = path.read_text() if path.exists() else ""
+    atomic_write_text(old + json.dumps(record) + "\n", path)
+
+
+def checkpoint_schedule(total_timesteps: int, rollout_size: int, count: int = 12) -> list[int]:
+    """Log-spaced checkpoint timesteps, each at the end of a rollout, always ending at the last one.
+
+    :param total_timesteps: training budget.
+    :param rollout_size: timesteps per rollout (n_envs * n_steps); checkpoints fall on multiples.
+    :param count: the number of checkpoints wanted (fewer if the budget has fewer rollouts).
+    """
+    if total_timesteps < 1 or rollout_size < 1 or count < 1:
+        raise ValueError("total_timesteps, rollout_size and count must be positive")
+    last = max(rollout_size, -(-total_timesteps // rollout_size) * rollout_size)
+    points = np.geomspace(rollout_size, last, num=count)
+    steps = sorted({int(np.ceil(p / rollout_size - 1e-9)) * rollout_size for p in points} | {last})
+    return steps
+
+
+def checkpoint_path(run_dir: str | Path, timestep: int) -> Path:
+    return Path(run_dir) / "checkpoints" / f"step_{timestep:09d}.zip"
+
+
+def pool_path(checkpoint: str | Path) -> Path:
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(checkpoint.stem + ".pool.pt")
+
+
+def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """``(timestep, path)`` of every checkpoint of a run, oldest first."""
+    folder = Path(run_dir) / "checkpoints"
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := CHECKPOINT_RE.match(p.name))]
+    return sorted(found)
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or the latest checkpoint of a run folder; a clear error otherwise."""
+    path = Path(path)
+    if path.is_dir():
+        found = list_checkpoints(path)
+        if not found:
+            raise FileNotFoundError(f"{path} has no checkpoints (expected {path}/checkpoints/step_*.zip)")
+        return found[-1][1]
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    if path.suffix != ".zip":
+        raise ValueError(f"{path} is not a checkpoint: expected an SB3 .zip archive or a run folder")
+    return path
+
+
+def load_agent(path: str | Path, device: str = "cpu") -> Any:
+    """Load a MaskablePPO checkpoint (file or run folder); the error names what is wrong."""
+    import zipfile
+
+    from sb3_contrib import MaskablePPO
+
+    checkpoint = resolve_checkpoint(path)
+    if not zipfile.is_zipfile(checkpoint):
+        raise ValueError(f"{checkpoint} is not a valid checkpoint archive (truncated or not an SB3 save)")
+    try:
+        return MaskablePPO.load(checkpoint, device=device)
+    except Exception as exc:  # SB3 raises many kinds; name the file and the cause
+        raise ValueError(f"cannot load checkpoint {checkpoint}: {type(exc).__name__}: {exc}") from exc
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries a run depends on (stored in its config)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in ("torch", "numpy", "numba", "gymnasium", "stable-baselines3", "sb3-contrib", "solvedlens"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out

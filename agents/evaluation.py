@@ -1,0 +1,281 @@
+"""Strength of a policy network measured against ground truth: the network alone, no search.
+
+Two families of measurements, for any registered game:
+
+* **Move quality** on fixed positions with exact per-action scores: the *perfect-move
+  rate* (the chosen action has the best score) and the *good-move rate* (it keeps the
+  game value: win stays win, draw stays draw; in a lost position every move is good).
+  Sets: the game's `evaluation_sets` (Pons' test sets for Connect Four 7x6) plus a fixed,
+  seeded sample of **decisive** positions (the legal moves reach at least two outcome
+  classes, so the choice matters).
+* **Games** against a ladder of opponents (uniform random, then the game's
+  `baseline_players`), half as first player and half as second, with the agent playing
+  its most likely legal move; opponents break ties at random so games differ.
+
+Per-action scores come from the game's exact oracle and are cached on disk
+(``$SOLVEDLENS_CACHE/eval_sets``), so evaluating checkpoint after checkpoint is cheap. The
+labels of the default Connect Four sets ship in ``data/eval_sets`` (labelling every move of
+Pons' Begin-Easy set takes the solver about 7 minutes: its positions are easy, their
+children are not).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from games.base import Game
+from games.envs.opponents import random_opponent
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------- the agent
+class PolicyPlayer:
+    """A maskable SB3 policy that plays its most likely legal action (batched or one state).
+
+    :param policy: an SB3 policy (or a model with ``.policy``).
+    :param name: how the player is described (e.g. its checkpoint path).
+    """
+
+    def __init__(self, policy: Any, name: str = "policy") -> None:
+        self.policy = getattr(policy, "policy", policy)
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"PolicyPlayer({self.name})"
+
+    def act(self, obs: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        """Greedy legal actions for a batch of observations and legal-action masks."""
+        if not masks.any(axis=1).all():
+            raise ValueError("every state handed to the agent needs at least one legal action")
+        with torch.no_grad():
+            obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.policy.device)
+            logits = self.policy.get_distribution(obs_t, action_masks=masks).distribution.logits
+        return logits.argmax(dim=1).cpu().numpy().astype(np.int64)
+
+    def __call__(self, game: Game, state: Any, rng: np.random.Generator) -> int:
+        obs = game.observation(state)[None]
+        return int(self.act(obs, game.legal_mask(state)[None])[0])
+
+
+# ---------------------------------------------------------------------------- labelled positions
+@dataclass
+class LabelledSet:
+    """Positions (as the game's text) with the exact score of every action (NaN = illegal)."""
+
+    name: str
+    texts: list[str]
+    scores: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+SHIPPED_LABELS = Path(__file__).resolve().parents[1] / "data" / "eval_sets"
+
+
+def _cache_file(game: Game, kind: str, payload: str) -> Path:
+    """Where the labels of a set live: shipped with the project if present, else the user cache."""
+    from solver.book import cache_dir
+
+    digest = hashlib.sha256(f"{game!r}|{kind}|{payload}".encode()).hexdigest()[:16]
+    name = f"{game.name}-{kind}-{digest}.json"
+    shipped = SHIPPED_LABELS / name
+    return shipped if shipped.exists() else cache_dir() / "eval_sets" / name
+
+
+def _read_cache(path: Path, name: str) -> LabelledSet | None:
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        return LabelledSet(name, data["texts"], np.array(data["scores"], dtype=np.float64))
+    except (ValueError, KeyError) as exc:
+        log.warning("ignoring unreadable evaluation cache %s (%s)", path, exc)
+        return None
+
+
+def _write_cache(path: Path, labelled: LabelledSet) -> None:
+    from agents.checkpoints import atomic_write_text
+
+    scores = np.where(np.isnan(labelled.scores), None, labelled.scores).tolist()
+    atomic_write_text(json.dumps({"texts": labelled.texts, "scores": scores}), path)
+
+
+def label_set(game: Game, name: str, texts: list[str]) -> LabelledSet:
+    """Exact per-action scores of `texts` (cached on disk by content)."""
+    texts = list(texts)
+    path = _cache_file(game, "set", "\n".join(texts))
+    cached = _read_cache(path, name)
+    if cached is not None:
+        return cached
+    from tqdm.auto import tqdm
+
+    scores = [game.action_scores(game.parse(t)) for t in tqdm(texts, desc=f"labelling {name}", leave=False)]
+    labelled = LabelledSet(name, texts, np.array(scores, dtype=np.float64))
+    _write_cache(path, labelled)
+    return labelled
+
+
+def decisive_positions(game: Game, n: int = 300, seed: int = 0, min_ply: int | None = None) -> LabelledSet:
+    """A fixed sample of up to `n` distinct decisive positions from random games (cached by arguments).
+
+    Positions come from uniformly random play, at a uniformly drawn ply from `min_ply` on
+    (default: the game's `fast_oracle_ply`; Connect Four positions with fewer stones are
+    slow to label exactly); a position is kept when its legal actions reach at least two
+    different game values. Small games may have fewer than `n` such positions: sampling
+    stops after ``50 * n`` random games with what it found.
+    """
+    if min_ply is None:
+        min_ply = game.fast_oracle_ply
+    path = _cache_file(game, "decisive", f"{n}|{seed}|{min_ply}")
+    cached = _read_cache(path, "decisive")
+    if cached is not None:
+        return cached
+    from tqdm.auto import tqdm
+
+    rng = np.random.default_rng(seed)
+    texts: list[str] = []
+    scores: list[np.ndarray] = []
+    seen: set = set()
+    attempts = 0
+    with tqdm(total=n, desc="sampling decisive positions", leave=False) as bar:
+        while len(texts) < n:
+            attempts += 1
+            if attempts > 50 * n:
+                if not texts:
+                    raise RuntimeError(f"no decisive positions of {game!r} from ply {min_ply} in {attempts} random games")
+                log.warning("only %d decisive positions of %r found in %d random games", len(texts), game, attempts)
+                break
+            state = game.initial_state()
+            trajectory = []
+            while not game.is_terminal(state):
+                trajectory.append(state)
+                state = game.play(state, random_opponent(game, state, rng))
+            if len(trajectory) <= min_ply:
+                continue
+            state = trajectory[min_ply + int(rng.integers(len(trajectory) - min_ply))]
+            key = game.canonical_key(state)
+            if key in seen:
+                continue
+            seen.add(key)
+            action_scores = np.asarray(game.action_scores(state), dtype=np.float64)
+            legal = action_scores[~np.isnan(action_scores)]
+            if len(np.unique(np.sign(legal))) >= 2:
+                texts.append(game.to_text(state))
+                scores.append(action_scores)
+                bar.update(1)
+    labelled = LabelledSet("decisive", texts, np.array(scores))
+    _write_cache(path, labelled)
+    return labelled
+
+
+def move_quality(player: PolicyPlayer, game: Game, labelled: LabelledSet, batch_size: int = 1024) -> dict:
+    """Perfect- and good-move rates of `player` on a labelled set."""
+    if len(labelled) == 0:
+        return {"n": 0, "perfect_rate": float("nan"), "good_rate": float("nan")}
+    states = [game.parse(t) for t in labelled.texts]
+    chosen = np.concatenate([
+        player.act(np.stack([game.observation(s) for s in states[i:i + batch_size]]),
+                   np.stack([game.legal_mask(s) for s in states[i:i + batch_size]]))
+        for i in range(0, len(states), batch_size)
+    ])
+    scores = labelled.scores
+    picked = scores[np.arange(len(states)), chosen]
+    if np.isnan(picked).any():
+        raise ValueError(f"the agent chose an illegal action on {labelled.name}; its masks are broken")
+    best = np.nanmax(scores, axis=1)
+    perfect = picked == best
+    good = np.sign(picked) == np.sign(best)
+    return {"n": len(states), "perfect_rate": float(perfect.mean()), "good_rate": float(good.mean())}
+
+
+# ---------------------------------------------------------------------------- games
+def play_games(game: Game, player: PolicyPlayer, opponent: Callable, n_games: int, seed: int = 0) -> dict:
+    """`n_games` games against `opponent` (half as first player, half as second), batched.
+
+    Returns wins, draws and losses for each colour and overall, from the agent's side.
+    """
+    if n_games < 2:
+        raise ValueError(f"n_games must be at least 2 (one per colour), got {n_games}")
+    rng = np.random.default_rng(seed)
+    seats = np.arange(n_games) % 2  # the agent's seat in each game
+    states = [game.initial_state() for _ in range(n_games)]
+    while True:
+        live = [i for i, s in enumerate(states) if not game.is_terminal(s)]
+        if not live:
+            break
+        agent_turn = [i for i in live if game.to_play(states[i]) == seats[i]]
+        if agent_turn:
+            obs = np.stack([game.observation(states[i]) for i in agent_turn])
+            masks = np.stack([game.legal_mask(states[i]) for i in agent_turn])
+            for i, a in zip(agent_turn, player.act(obs, masks)):
+                states[i] = game.play(states[i], int(a))
+        for i in live:
+            if i not in agent_turn and not game.is_terminal(states[i]):
+                states[i] = game.play(states[i], opponent(game, states[i], rng))
+    results = np.array([game.returns(s, int(seat)) for s, seat in zip(states, seats)])
+    out: dict = {"games": n_games}
+    for label, sel in (("as_first", seats == 0), ("as_second", seats == 1), ("all", np.ones(n_games, bool))):
+        r = results[sel]
+        out[label] = {"win": float((r > 0).mean()), "draw": float((r == 0).mean()), "loss": float((r < 0).mean())}
+    return out
+
+
+# ---------------------------------------------------------------------------- everything
+@dataclass
+class EvaluationSuite:
+    """The fixed positions and opponents a run is measured against (built once, reused).
+
+    :param game: the game.
+    :param games_per_opponent: games against each ladder opponent (split between colours).
+    :param decisive: size of the sampled decisive set (0 to skip).
+    :param max_positions: cap on positions used from each named set (None = all).
+    :param seed: seeds the decisive sample and the opponents' tie-breaking.
+    """
+
+    game: Game
+    games_per_opponent: int = 200
+    decisive: int = 300
+    max_positions: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.sets: list[LabelledSet] = []
+        for name, texts in self.game.evaluation_sets().items():
+            texts = texts[: self.max_positions] if self.max_positions else texts
+            self.sets.append(label_set(self.game, name, texts))
+        if self.decisive:
+            self.sets.append(decisive_positions(self.game, self.decisive, seed=self.seed))
+        self.opponents = {"random": random_opponent, **self.game.baseline_players()}
+
+    def run(self, policy: Any) -> dict:
+        """Evaluate a policy: move quality on every set, then games against every opponent."""
+        player = PolicyPlayer(policy)
+        record: dict = {"move_quality": {}, "games": {}}
+        for labelled in self.sets:
+            record["move_quality"][labelled.name] = move_quality(player, self.game, labelled)
+        for name, opponent in self.opponents.items():
+            if self.games_per_opponent:
+                record["games"][name] = play_games(self.game, player, opponent, self.games_per_opponent, seed=self.seed)
+        return record
+
+
+def summarise(record: dict) -> list[tuple[str, str]]:
+    """``(metric, value)`` rows of an evaluation record, for tables and logs."""
+    rows = []
+    for name, q in record.get("move_quality", {}).items():
+        rows.append((f"{name}: good / perfect moves", f"{q['good_rate']:.1%} / {q['perfect_rate']:.1%}  (n={q['n']})"))
+    for name, g in record.get("games", {}).items():
+        f, s = g["as_first"], g["as_second"]
+        rows.append((f"vs {name}: W/D/L first | second",
+                     f"{f['win']:.0%}/{f['draw']:.0%}/{f['loss']:.0%} | {s['win']:.0%}/{s['draw']:.0%}/{s['loss']:.0%}"))
+    return rows

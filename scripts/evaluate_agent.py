@@ -1,0 +1,79 @@
+"""Measure a trained agent (the policy network alone, greedy, no search) against ground truth.
+
+Perfect- and good-move rates on every fixed position set of the game (Pons' three easy
+sets for Connect Four 7x6, all 1,000 positions each) and on sampled decisive positions,
+then games as both colours against random, win-or-block and depth-2/4 alpha-beta (Connect
+Four) or a perfect player (small games).
+
+    python scripts/evaluate_agent.py runs/connect4-seed0                 # its latest checkpoint
+    python scripts/evaluate_agent.py runs/connect4-seed0/checkpoints/step_002400256.zip --json eval.json
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode=None)
+
+
+def _game_of(checkpoint: Path, game: Optional[str]):
+    """The game a checkpoint was trained on: from its run's config.json, else from --game."""
+    import games
+
+    config_file = checkpoint.parent.parent / "config.json"
+    if game is None:
+        if not config_file.exists():
+            raise typer.BadParameter(f"no {config_file} next to the checkpoint; pass --game")
+        config = json.loads(config_file.read_text())["config"]
+        return games.get(config["game"], **config.get("game_kwargs", {}))
+    return games.get(game)
+
+
+@app.command()
+def main(
+    checkpoint: Path = typer.Argument(..., help="a checkpoint .zip or a run folder (its latest checkpoint)"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="write the evaluation record here"),
+    game: Optional[str] = typer.Option(None, help="game name, if the checkpoint is outside its run folder"),
+    games_per_opponent: int = typer.Option(200, "--games", help="games per ladder opponent (half per colour)"),
+    decisive: int = typer.Option(300, help="sampled decisive positions (0: none)"),
+    max_positions: int = typer.Option(0, help="cap per fixed set (0: all)"),
+    seed: int = typer.Option(0, help="seed of the decisive sample and the opponents' tie-breaks"),
+) -> None:
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    from agents.checkpoints import atomic_write_text, load_agent, resolve_checkpoint
+    from agents.evaluation import EvaluationSuite, summarise
+
+    torch.set_num_threads(1)
+    try:
+        path = resolve_checkpoint(checkpoint)
+        model = load_agent(path)
+    except (FileNotFoundError, ValueError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="CHECKPOINT") from exc
+    the_game = _game_of(path, game)
+    obs_shape = tuple(model.observation_space.shape)
+    if obs_shape != tuple(the_game.obs_shape) or model.action_space.n != the_game.num_actions:
+        raise typer.BadParameter(f"{path} was trained on observations {obs_shape} with {model.action_space.n} actions; "
+                                 f"{the_game!r} has {the_game.obs_shape} and {the_game.num_actions}")
+    suite = EvaluationSuite(the_game, games_per_opponent=games_per_opponent, decisive=decisive,
+                            max_positions=max_positions or None, seed=seed)
+    record = {"checkpoint": str(path), "game": repr(the_game), "timestep": int(model.num_timesteps), **suite.run(model)}
+    table = Table(title=f"{path} ({model.num_timesteps:,} timesteps): network alone, greedy")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for metric, value in summarise(record):
+        table.add_row(metric, value)
+    Console().print(table)
+    if json_out:
+        atomic_write_text(json.dumps(record, indent=2), json_out)
+        Console().print(f"wrote {json_out}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,370 @@
+"""The agent: network layout, checkpoints, opponent pool, evaluation metrics, training and resume."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import games
+from agents.checkpoints import (
+    atomic_write_text,
+    checkpoint_schedule,
+    list_checkpoints,
+    load_agent,
+    resolve_checkpoint,
+)
+from agents.evaluation import LabelledSet, PolicyPlayer, move_quality, play_games
+from agents.network import BoardPolicy, BoardResNet, NetworkConfig, probe_layers
+from agents.pool import OpponentPool
+from agents.selfplay import TrainConfig, read_evaluations, train
+from games.connect4.players import WIN, AlphaBetaPlayer, lines_of_four, win_or_block
+from games.connect4.position import Position
+from games.envs.vector import SelfPlayVecEnv
+
+torch.set_num_threads(1)
+
+TINY_NET = {"channels": 8, "blocks": 1, "head_channels": 2, "head_hidden": 16}
+
+
+def tiny_config(**overrides) -> TrainConfig:
+    base = dict(game="tictactoe", total_timesteps=2048, n_envs=16, n_steps=32, batch_size=256, n_epochs=2,
+                network=dict(TINY_NET), checkpoints=3, snapshot_every=512, eval_games=4, eval_positions=10,
+                eval_decisive=10, torch_threads=1)
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("run")
+    final = train(tiny_config(), run, progress_bar=False)
+    return run, final
+
+
+# ----------------------------------------------------------------------------- network
+def test_probe_layers_name_every_hookable_layer_with_shapes():
+    from sb3_contrib import MaskablePPO
+
+    env = SelfPlayVecEnv("connect4", num_envs=2, opponent="random", seed=0)
+    model = MaskablePPO(BoardPolicy, env, n_steps=8, batch_size=16, policy_kwargs={"network": {"channels": 16, "blocks": 2}},
+                        device="cpu")
+    layers = {layer.name: layer for layer in probe_layers(model.policy)}
+    assert list(layers)[:3] == ["features_extractor.stem", "features_extractor.blocks.0", "features_extractor.blocks.1"]
+    assert layers["features_extractor.blocks.1"].shape == (16, 6, 7) and layers["features_extractor.blocks.1"].spatial
+    assert layers["mlp_extractor.policy_net.conv"].spatial and not layers["mlp_extractor.policy_net.fc"].spatial
+    assert layers["action_net"].shape == (7,) and layers["value_net"].shape == (1,)
+    modules = dict(model.policy.named_modules())
+    assert all(name in modules for name in layers)  # hookable by name
+
+
+def test_network_rejects_bad_shapes_and_sizes():
+    import gymnasium as gym
+
+    with pytest.raises(ValueError, match="channels, height, width"):
+        BoardResNet(gym.spaces.Box(0, 1, (42,)))
+    with pytest.raises(ValueError, match="channels"):
+        NetworkConfig(channels=0)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def test_checkpoint_schedule_is_log_spaced_on_rollout_boundaries():
+    steps = checkpoint_schedule(2_400_000, 4096, 12)
+    assert steps[0] == 4096 and steps[-1] >= 2_400_000 and steps[-1] - 4096 < 2_400_000
+    assert all(s % 4096 == 0 for s in steps) and steps == sorted(set(steps))
+    gaps = np.diff(np.log(steps))
+    assert gaps.max() < 3 * gaps.min() + 0.5  # roughly even in log space
+    assert checkpoint_schedule(100, 4096, 5) == [4096]
+
+
+def test_atomic_write_and_checkpoint_errors(tmp_path):
+    atomic_write_text("hello", tmp_path / "a.txt")
+    assert (tmp_path / "a.txt").read_text() == "hello"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]  # no temporary left behind
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        resolve_checkpoint(tmp_path / "missing.zip")
+    with pytest.raises(FileNotFoundError, match="no checkpoints"):
+        resolve_checkpoint(tmp_path)
+    with pytest.raises(ValueError, match="not a checkpoint"):
+        resolve_checkpoint(tmp_path / "a.txt")
+    broken = tmp_path / "checkpoints" / "step_000000001.zip"
+    broken.parent.mkdir()
+    broken.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(ValueError, match="not a valid checkpoint"):
+        load_agent(tmp_path)
+
+
+# ----------------------------------------------------------------------------- pool
+def test_pool_draws_opponents_by_probability_and_round_trips(tiny_run):
+    run, final = tiny_run
+    model = load_agent(final)
+    pool = OpponentPool(model.policy, num_envs=4000, max_size=2, latest_prob=0.5, random_prob=0.2, seed=0)
+    pool.new_episodes(np.arange(4000))
+    # no snapshots yet: the snapshot share falls back to the live policy
+    assert abs((pool.assignment == OpponentPool.RANDOM).mean() - 0.2) < 0.03
+    for t in (10, 20, 30):
+        pool.add_snapshot(t)
+    assert pool.snapshot_steps == [20, 30]  # the oldest is dropped
+    pool.new_episodes(np.arange(4000))
+    shares = [(pool.assignment == k).mean() for k in (OpponentPool.LATEST, OpponentPool.RANDOM, 0, 1)]
+    assert np.allclose(shares, [0.5, 0.2, 0.15, 0.15], atol=0.03)
+    game = games.get("tictactoe")
+    state = game.play(game.initial_state(), 4)
+    obs = np.repeat(game.observation(state)[None], 4000, axis=0)
+    masks = np.repeat(game.legal_mask(state)[None], 4000, axis=0)
+    actions = pool(obs, masks, np.arange(4000))
+    assert masks[0, actions].all()  # every opponent, random or policy, plays legally
+    copy = OpponentPool(model.policy, num_envs=4000, max_size=2, seed=1)
+    copy.load_state_dict(pool.state_dict())
+    assert copy.snapshot_steps == [20, 30] and (copy.assignment == pool.assignment).all()
+    for a, b in zip(copy.snapshots[1].parameters(), pool.snapshots[1].parameters()):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="latest_prob"):
+        OpponentPool(model.policy, 4, latest_prob=0.9, random_prob=0.2)
+
+
+def test_pool_in_the_vec_env_is_told_about_every_new_game():
+    calls = []
+
+    class Recorder:
+        def new_episodes(self, rows):
+            calls.append(("new", sorted(rows.tolist())))
+
+        def __call__(self, obs, masks, rows):
+            calls.append(("act", sorted(rows.tolist())))
+            return np.array([np.flatnonzero(m)[0] for m in masks])
+
+    env = SelfPlayVecEnv("tictactoe", num_envs=4, opponent=Recorder(), seed=0)
+    env.reset()
+    assert calls[0] == ("new", [0, 1, 2, 3])
+    assert calls[1] == ("act", [1, 3])  # boards where the learner is second: the opponent opens
+    for _ in range(6):
+        env.step(np.array([np.flatnonzero(m)[-1] for m in env.action_masks()]))
+    assert any(kind == "new" and rows != [0, 1, 2, 3] for kind, rows in calls[2:])  # finished boards restart
+
+
+# ----------------------------------------------------------------------------- evaluation
+class FixedPlayer(PolicyPlayer):
+    """Plays a given action per position (stands in for a network in metric tests)."""
+
+    def __init__(self, choices):
+        self.choices = list(choices)
+
+    def act(self, obs, masks):
+        out, self.choices = np.array(self.choices[: len(obs)]), self.choices[len(obs):]
+        return out
+
+
+def test_move_quality_on_positions_with_known_answers():
+    game = games.get("connect4")
+    # "121212": X to move has three in column 0 and O three in column 1: only column 0 wins
+    # (at once); every other move lets O win. "4455": an ordinary opening position.
+    texts = ["121212", "4455"]
+    labelled = LabelledSet("hand", texts, np.array([game.action_scores(game.parse(t)) for t in texts]))
+    best = [int(np.nanargmax(row)) for row in labelled.scores]
+    assert best[0] == 0  # the immediate win
+    q = move_quality(FixedPlayer(best), game, labelled)
+    assert q == {"n": 2, "perfect_rate": 1.0, "good_rate": 1.0}
+    # a move that throws the win away is neither perfect nor good
+    losing = [int(np.nanargmin(labelled.scores[0])), best[1]]
+    assert np.sign(labelled.scores[0][losing[0]]) < 0
+    q = move_quality(FixedPlayer(losing), game, labelled)
+    assert q["perfect_rate"] == 0.5 and q["good_rate"] == 0.5
+    # in a lost position every move is good, but only the longest defence is perfect
+    lost = "44556"  # X holds 4-5-6 on the bottom row, open at both ends: O to move is lost
+    scores = game.action_scores(game.parse(lost))
+    assert np.nanmax(scores) < 0
+    worst = int(np.nanargmin(scores))
+    q = move_quality(FixedPlayer([worst]), game, LabelledSet("lost", [lost], scores[None]))
+    assert q["good_rate"] == 1.0 and q["perfect_rate"] == float(scores[worst] == np.nanmax(scores))
+
+
+def test_play_games_counts_both_colours():
+    game = games.get("tictactoe")
+    from games.envs.opponents import perfect_opponent
+
+    # a perfect "agent" never loses to random and draws against perfect
+    results = play_games(game, _OraclePlayer(game), perfect_opponent, 20, seed=0)
+    assert results["all"]["loss"] == 0.0 and results["all"]["draw"] == 1.0
+    results = play_games(game, _OraclePlayer(game), lambda g, s, r: int(r.choice(g.legal_actions(s))), 40, seed=0)
+    assert results["all"]["loss"] == 0.0 and results["as_first"]["win"] > 0.8
+    assert results["games"] == 40
+    with pytest.raises(ValueError, match="at least 2"):
+        play_games(game, _OraclePlayer(game), perfect_opponent, 1)
+
+
+class _OraclePlayer(PolicyPlayer):
+    """Perfect tic-tac-toe from observation planes (rebuilds the state, asks the oracle)."""
+
+    def __init__(self, game):
+        self.game = game
+
+    def act(self, obs, masks):
+        out = []
+        for planes in obs:
+            state = self.game.initial_state()
+            mine, theirs = np.flatnonzero(planes[0].ravel()), np.flatnonzero(planes[1].ravel())
+            first, second = (mine, theirs) if len(mine) == len(theirs) else (theirs, mine)
+            for i in range(len(first) + len(second)):
+                state = self.game.play(state, int((first if i % 2 == 0 else second)[i // 2]))
+            out.append(self.game.optimal_actions(state)[0])
+        return np.array(out)
+
+
+def test_win_or_block_and_alpha_beta_on_hand_made_positions():
+    game = games.get("connect4")
+    rng = np.random.default_rng(0)
+    win_now = Position.from_moves("121212")  # X: three in column 1; O: three in column 2
+    assert win_or_block(game, win_now, rng) == 0
+    block = Position.from_moves("12121")  # O to move must block column 1
+    assert win_or_block(game, block, rng) == 0
+    for depth in (1, 2, 4):
+        assert AlphaBetaPlayer(depth)(game, win_now, rng) == 0
+    assert AlphaBetaPlayer(2)(game, block, rng) == 0  # depth 2 sees the threat
+    assert AlphaBetaPlayer(2).scores(win_now)[0] == WIN + 2
+    with pytest.raises(ValueError):
+        AlphaBetaPlayer(0)
+
+
+def _reference_negamax(p: Position, depth: int) -> int:
+    from games.connect4.players import _LINE_WEIGHTS
+
+    if p.moves == p.size.width * p.size.height:
+        return 0
+    if p.can_win_next():
+        return WIN + depth
+    if depth == 0:
+        score = 0
+        for line in lines_of_four(p.size.width, p.size.height):
+            m, o = bin(int(line) & p.current).count("1"), bin(int(line) & p.opponent).count("1")
+            score += int(_LINE_WEIGHTS[m]) if o == 0 else -int(_LINE_WEIGHTS[o]) if m == 0 else 0
+        centre = ((1 << p.size.height) - 1) << (p.size.width // 2 * (p.size.height + 1))
+        return score + 2 * (bin(p.current & centre).count("1") - bin(p.opponent & centre).count("1"))
+    return max(-_reference_negamax(p.play(c), depth - 1) for c in p.legal_moves())
+
+
+def test_alpha_beta_scores_match_plain_minimax():
+    rng = random.Random(3)
+    for _ in range(25):
+        p = Position.empty(7, 6)
+        for _ in range(rng.randrange(0, 25)):
+            if p.is_terminal() or p.can_win_next():
+                break
+            p = p.play(rng.choice(p.legal_moves()))
+        if p.is_terminal():
+            continue
+        for depth in (1, 3):
+            got = AlphaBetaPlayer(depth).scores(p)
+            for c in p.legal_moves():
+                want = WIN + depth if p.is_winning_move(c) else -_reference_negamax(p.play(c), depth - 1)
+                assert got[c] == want, (p.history, depth, c)
+
+
+# ----------------------------------------------------------------------------- training
+def test_run_folder_holds_checkpoints_evaluations_and_plot(tiny_run):
+    run, final = tiny_run
+    steps = [s for s, _ in list_checkpoints(run)]
+    assert steps == checkpoint_schedule(2048, 16 * 32, 3) and final.exists()
+    config = json.loads((run / "config.json").read_text())
+    assert config["config"]["seed"] == 0 and "torch" in config["versions"]
+    records = read_evaluations(run)
+    assert [r["timestep"] for r in records] == steps
+    assert set(records[-1]["games"]) == {"random", "perfect"} and "decisive" in records[-1]["move_quality"]
+    assert (run / "strength.png").read_bytes()[:4] == b"\x89PNG"
+    assert any((run / "tb").rglob("events.out.tfevents.*"))
+
+
+def test_resume_continues_from_the_last_checkpoint(tiny_run, tmp_path):
+    import shutil
+
+    run, _ = tiny_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(tiny_config(), copy, progress_bar=False)
+    with pytest.raises(ValueError, match="differ"):
+        train(tiny_config(total_timesteps=4096, seed=1), copy, resume=True, progress_bar=False)
+    before = load_agent(copy)
+    final = train(tiny_config(), copy, resume=True, progress_bar=False, evaluate=False)
+    assert final == resolve_checkpoint(copy)  # nothing left to do: same last checkpoint
+    assert load_agent(copy).num_timesteps == before.num_timesteps
+    # drop the last checkpoint (as if killed before it): resume re-trains up to it
+    steps = list_checkpoints(copy)
+    steps[-1][1].unlink()
+    final = train(tiny_config(), copy, resume=True, progress_bar=False, evaluate=False)
+    assert [s for s, _ in list_checkpoints(copy)] == [s for s, _ in steps]
+    assert load_agent(final).num_timesteps == steps[-1][0]
+    # a longer budget extends the run from where it stopped
+    final = train(tiny_config(total_timesteps=3072), copy, resume=True, progress_bar=False, evaluate=False)
+    assert load_agent(final).num_timesteps == 3072 and list_checkpoints(copy)[-1][0] == 3072
+
+
+def test_short_training_beats_random_measurably(tmp_path):
+    """A few seconds of self-play on tic-tac-toe: clearly better than a random player is."""
+    config = tiny_config(total_timesteps=30_000, n_envs=32, n_steps=64, batch_size=512, n_epochs=4,
+                         network={"channels": 16, "blocks": 1, "head_channels": 2, "head_hidden": 32},
+                         learning_rate=1e-3, checkpoints=2, snapshot_every=5000)
+    final = train(config, tmp_path / "run", progress_bar=False, evaluate=False)
+    game = games.get("tictactoe")
+    random_player = lambda g, s, r: int(r.choice(g.legal_actions(s)))  # noqa: E731
+
+    class RandomPlayer(PolicyPlayer):
+        def __init__(self):
+            self.rng = np.random.default_rng(7)
+
+        def act(self, obs, masks):
+            return np.array([self.rng.choice(np.flatnonzero(m)) for m in masks])
+
+    baseline = play_games(game, RandomPlayer(), random_player, 400, seed=1)["all"]  # about 44% / 43%
+    after = play_games(game, PolicyPlayer(load_agent(final)), random_player, 400, seed=1)["all"]
+    assert after["win"] >= baseline["win"] + 0.15 and after["loss"] <= baseline["loss"] - 0.15, (baseline, after)
+
+
+def test_bad_configs_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="n_envs"):
+        TrainConfig(n_envs=0)
+    with pytest.raises(ValueError, match="unknown game|not registered|Unknown"):
+        train(tiny_config(game="chess"), tmp_path / "x", progress_bar=False)
+    bad = tmp_path / "config.json"
+    bad.write_text(json.dumps({"config": {"game": "tictactoe", "bogus": 1}}))
+    with pytest.raises(ValueError, match="bogus"):
+        TrainConfig.from_json(bad)
+
+
+def test_evaluate_agent_cli(tiny_run, tmp_path):
+    import subprocess
+    import sys
+
+    run, final = tiny_run
+    out = tmp_path / "eval.json"
+    root = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, str(root / "scripts" / "evaluate_agent.py"), str(run), "--json", str(out), "--games", "4",
+           "--decisive", "5"]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=root)
+    assert done.returncode == 0, done.stderr
+    record = json.loads(out.read_text())
+    assert record["timestep"] == list_checkpoints(run)[-1][0] and record["move_quality"]["decisive"]["n"] == 5
+    done = subprocess.run([sys.executable, str(root / "scripts" / "evaluate_agent.py"), str(tmp_path / "nope")],
+                          capture_output=True, text=True, cwd=root)
+    assert done.returncode != 0 and "does not exist" in done.stderr + done.stdout
+
+
+def test_dataset_with_agent_self_play_source(tiny_run, tmp_path):
+    import pandas as pd
+
+    from games.datasets import build_dataset
+
+    run, final = tiny_run
+    players = {"agent-0": PolicyPlayer(load_agent(final), name=str(final))}
+    path = build_dataset("tictactoe", 30, tmp_path / "d", seed=0, sources="agent-0:0.5,random:0.5", jobs=1,
+                         random_opening=1, concepts=["value"], players=players, progress=False)
+    df = pd.read_parquet(path)
+    assert set(df["source"]) == {"agent-0", "random"} and len(df) == 30
+    manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    assert str(final) in manifest["players"]["agent-0"]
+    with pytest.raises(ValueError, match="agent-1"):
+        build_dataset("tictactoe", 5, tmp_path / "e", sources="agent-1:1", players=players, jobs=1, progress=False)
