@@ -16,43 +16,16 @@ killed run leaves either the previous file or the new one, never half of one.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 
+from games.atomic import atomic_target, atomic_write_text
+
 CHECKPOINT_RE = re.compile(r"^step_(\d+)\.zip$")
-
-
-@contextmanager
-def atomic_target(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
-    """Yield a temporary path in `path`'s folder; on success it is renamed onto `path`.
-
-    On any error the temporary file is removed and `path` keeps its old content.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
-    tmp = Path(name)
-    os.chmod(tmp, 0o644)  # mkstemp makes files private; artifacts are meant to be shared
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def atomic_write_text(text: str, path: str | Path) -> Path:
-    """Write `text` to `path` atomically."""
-    with atomic_target(path) as tmp:
-        tmp.write_text(text)
-    return Path(path)
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:

@@ -251,8 +251,10 @@ class EvaluationSuite:
     def __post_init__(self) -> None:
         self.sets: list[LabelledSet] = []
         for name, texts in self.game.evaluation_sets().items():
-            texts = texts[: self.max_positions] if self.max_positions else texts
-            self.sets.append(label_set(self.game, name, texts))
+            labelled = label_set(self.game, name, texts)  # whole sets: their labels ship with the project
+            if self.max_positions:
+                labelled = LabelledSet(name, labelled.texts[: self.max_positions], labelled.scores[: self.max_positions])
+            self.sets.append(labelled)
         if self.decisive:
             self.sets.append(decisive_positions(self.game, self.decisive, seed=self.seed))
         self.opponents = {"random": random_opponent, **self.game.baseline_players()}

@@ -43,8 +43,9 @@ log = logging.getLogger(__name__)
 
 # Per-game budgets for "train with the defaults" (Connect Four: about 30 minutes on 2 cores).
 DEFAULT_TIMESTEPS = {"connect4": 2_400_000, "tictactoe": 300_000, "nim": 200_000}
-# Most random plies that open a training game (drawn uniformly from 0 to this, per game).
-DEFAULT_RANDOM_OPENING = {"connect4": 6, "tictactoe": 2, "nim": 0}
+# Most random plies that open a training game (drawn uniformly from 0 to this, per game):
+# self-play games end early, so without deep openings the network rarely sees crowded boards.
+DEFAULT_RANDOM_OPENING = {"connect4": 24, "tictactoe": 4, "nim": 0}
 
 
 @dataclass
@@ -84,7 +85,7 @@ class TrainConfig:
     seed: int = 0
     n_envs: int = 64
     n_steps: int = 64
-    batch_size: int = 1024
+    batch_size: int = 256
     n_epochs: int = 3
     learning_rate: float = 5e-4
     lr_final_fraction: float = 0.2

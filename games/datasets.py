@@ -28,7 +28,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from games.atomic import atomic_target, atomic_write_text
 from games.base import Game
 from games.concepts import select
 from games.registry import get
@@ -233,9 +233,8 @@ def _label_batch(args: tuple) -> str:
         if store is not None:
             store.close()
     df = pd.DataFrame(columns)
-    tmp = Path(str(part_path) + ".tmp")
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, part_path)
+    with atomic_target(part_path, suffix=".parquet") as tmp:
+        df.to_parquet(tmp, index=False)
     return str(part_path)
 
 
@@ -313,9 +312,8 @@ def build_dataset(
                                   "game_id": [r["game_id"] for r in rows], "source": [r["source"] for r in rows]}),
                     labels], axis=1)
     table_path = out / "positions.parquet"
-    tmp = out / "positions.parquet.tmp"
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, table_path)
+    with atomic_target(table_path, suffix=".parquet") as tmp:
+        df.to_parquet(tmp, index=False)
     manifest = dict(config, counts={"positions": len(df), "games": int(df["game_id"].nunique()) if len(df) else 0,
                                     "by_source": df["source"].value_counts().to_dict() if len(df) else {},
                                     "by_ply": {int(k): int(v) for k, v in df["ply"].value_counts().sort_index().items()}},
@@ -337,6 +335,4 @@ def _run(todo: list, jobs: int):
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=str))
-    os.replace(tmp, path)
+    atomic_write_text(json.dumps(data, indent=1, default=str), path)

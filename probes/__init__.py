@@ -1,1 +1,13 @@
-"""Linear probes, TCAV and causal tests on named activations; game- and model-agnostic."""
+"""Probes: do a network's activations encode a concept, and does its output use it?
+
+Model- and game-agnostic: everything works on activation arrays, concept labels and group
+ids (game ids), so the same code serves the Connect Four agent and transformer LMs.
+
+* `probes.activations`: named activations from forward hooks, on-disk cache, flat and
+  per-square views of conv maps;
+* `probes.linear`: logistic / L1 / ridge / MLP probes with grouped splits, inner CV and
+  bootstrap intervals over games;
+* `probes.controls`: majority baseline, Hewitt-Liang control tasks (selectivity), shuffled labels;
+* `probes.tcav`: CAVs, TCAV scores with random-CAV significance tests, Benjamini-Hochberg,
+  gradients of a target with respect to a layer.
+"""

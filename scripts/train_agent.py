@@ -50,7 +50,7 @@ def main(
                                                         "its saved settings (--total-timesteps may extend it)"),
     n_envs: int = typer.Option(64, help="boards played at once"),
     n_steps: int = typer.Option(64, help="learner moves per board per rollout"),
-    batch_size: int = typer.Option(1024, help="PPO minibatch size"),
+    batch_size: int = typer.Option(256, help="PPO minibatch size"),
     n_epochs: int = typer.Option(3, help="PPO passes over each rollout"),
     learning_rate: float = typer.Option(5e-4, help="initial learning rate (decays linearly to 20%)"),
     ent_coef: float = typer.Option(0.01, help="entropy bonus"),

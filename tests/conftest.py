@@ -1,13 +1,20 @@
-"""Shared test fixtures: paths to the read-only shared data, one torch thread, offline hubs."""
+"""Shared test fixtures: paths to the read-only shared data, offline hubs, a private cache folder."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# caches written by tests (solutions, evaluation labels, books) go to a throw-away folder
+if "SOLVEDLENS_CACHE" not in os.environ:
+    os.environ["SOLVEDLENS_CACHE"] = tempfile.mkdtemp(prefix="solvedlens-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["SOLVEDLENS_CACHE"], ignore_errors=True)
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -242,22 +242,27 @@ class SelfPlayVecEnv(VecEnv):
         if isinstance(self.opponent, EpisodeAwareOpponent):
             self.opponent.new_episodes(rows)
 
-    def _random_plies(self, rows: np.ndarray) -> None:
-        """Play a uniformly drawn number of random plies on fresh boards `rows` (never ending a game)."""
+    def _random_plies(self, rows: np.ndarray, tries: int = 3) -> None:
+        """Play a uniformly drawn number of random plies on fresh boards `rows`, never ending a game.
+
+        A random move that would end the game is taken back and another drawn (up to `tries`
+        times); if every try ends it, that board's opening stops there.
+        """
         plies = self._rng.integers(0, self.random_opening + 1, size=rows.size)
-        t = np.zeros(rows.size, dtype=np.bool_)
-        r = np.zeros(rows.size, dtype=np.float32)
-        actions = np.zeros(rows.size, dtype=np.int64)
         for ply in range(self.random_opening):
             live = rows[plies > ply]
-            if live.size == 0:
-                break
-            self.ops.random_actions(self.states, live, actions[: live.size])
-            self.ops.play(self.states, actions[: live.size], live, t[: live.size], r[: live.size])
-            ended = live[t[: live.size]]
-            if ended.size:  # a random line that already ended the game: start that board afresh
-                self.ops.reset(self.states, ended)
-                plies[np.isin(rows, ended)] = 0
+            for _ in range(tries):
+                if live.size == 0:
+                    break
+                saved = self.states[live].copy()
+                actions = np.zeros(live.size, dtype=np.int64)
+                t = np.zeros(live.size, dtype=np.bool_)
+                r = np.zeros(live.size, dtype=np.float32)
+                self.ops.random_actions(self.states, live, actions)
+                self.ops.play(self.states, actions, live, t, r)
+                self.states[live[t]] = saved[t]  # take back moves that ended the game, then retry those boards
+                live = live[t]
+            plies[np.isin(rows, live)] = ply  # boards where every try ended the game stop their opening
 
     def _opponent_opening(self, rows: np.ndarray) -> None:
         """Random opening plies (if any), then the opponent moves where it is not the learner's turn."""

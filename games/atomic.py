@@ -1,0 +1,40 @@
+"""Atomic file writes: write to a temporary file in the same folder, then rename onto the target.
+
+A killed process leaves either the old file or the new one, never half of one. Used by
+every layer that writes artifacts (datasets, checkpoints, activation caches, reports).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+
+@contextmanager
+def atomic_target(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a temporary path in `path`'s folder; on success it is renamed onto `path`.
+
+    On any error the temporary file is removed and `path` keeps its old content. `suffix`
+    matters to writers that add or check extensions (``.zip`` for SB3, ``.npy`` for numpy).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    tmp = Path(name)
+    os.chmod(tmp, 0o644)  # mkstemp makes files private; artifacts are meant to be shared
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(text: str, path: str | Path) -> Path:
+    """Write `text` to `path` atomically."""
+    with atomic_target(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)

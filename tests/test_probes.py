@@ -1,0 +1,158 @@
+"""Probes: activation capture, linear probes with grouped splits, controls (planted vs random networks)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from probes.activations import ActivationStore, as_flat, hooked_activations, per_square
+from probes.controls import control_task_labels, majority_baseline, shuffled_labels
+from probes.linear import fit_probe, grouped_split, probe_direction
+
+torch.set_num_threads(1)
+
+
+def parity_concept(x: np.ndarray) -> np.ndarray:
+    """Parity of the number of stones: invisible to a linear read-out of the input."""
+    return (x.reshape(len(x), -1).sum(axis=1) % 2).astype(int)
+
+
+class PlantedNet(nn.Module):
+    """A network whose `hidden` layer carries the parity concept in one unit, by construction."""
+
+    def __init__(self, planted: bool, seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.planted = planted
+        self.trunk = nn.Sequential(nn.Flatten(), nn.Linear(2 * 4 * 5, 16), nn.ReLU())
+        self.hidden = nn.Identity()
+        self.head = nn.Linear(17, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.trunk(x)
+        parity = (x.flatten(1).sum(dim=1, keepdim=True) % 2) if self.planted else torch.zeros(len(x), 1)
+        return self.head(self.hidden(torch.cat([features, 3.0 * parity - 1.5], dim=1)))
+
+
+@pytest.fixture(scope="module")
+def boards():
+    rng = np.random.default_rng(0)
+    x = (rng.random((1200, 2, 4, 5)) < 0.3).astype(np.float32)
+    games = np.repeat(np.arange(200), 6)  # six positions per "game"
+    return x, parity_concept(x), games
+
+
+def test_planted_concept_is_recovered_with_high_selectivity(boards):
+    x, y, games = boards
+    acts = hooked_activations(PlantedNet(planted=True), ["hidden"], batch_size=256)(x)["hidden"]
+    assert acts.shape == (1200, 17)
+    split = grouped_split(games, seed=0)
+    score = fit_probe(acts, y, games, "binary", split=split)
+    control = fit_probe(acts, control_task_labels(np.arange(len(x)), y, seed=1), games, "binary", split=split)
+    assert score["accuracy"] > 0.97 and score["auroc"] > 0.99
+    assert score["accuracy"] - control["accuracy"] > 0.35  # selectivity
+    lo, hi = score.ci["accuracy"]
+    assert lo <= score["accuracy"] <= hi and hi - lo < 0.1
+    direction = probe_direction(score)
+    assert np.argmax(np.abs(direction)) == 16  # the planted unit carries the weight
+    majority = majority_baseline(y, "binary", *split)
+    assert abs(majority["accuracy"] - 0.5) < 0.1
+
+
+def test_random_network_and_shuffled_labels_stay_at_chance(boards):
+    x, y, games = boards
+    for seed in range(3):
+        acts = hooked_activations(PlantedNet(planted=False, seed=seed), ["hidden"])(x)["hidden"]
+        assert fit_probe(acts, y, games, "binary", seed=seed, n_boot=0)["accuracy"] < 0.62
+    planted = hooked_activations(PlantedNet(planted=True), ["hidden"])(x)["hidden"]
+    assert fit_probe(planted, shuffled_labels(y, seed=3), games, "binary", n_boot=0)["accuracy"] < 0.62
+
+
+def test_grouped_split_keeps_games_whole():
+    games = np.repeat(np.arange(50), 4)
+    train, test = grouped_split(games, seed=2)
+    assert not set(games[train]) & set(games[test]) and len(train) + len(test) == 200
+    with pytest.raises(ValueError, match="two games"):
+        grouped_split(np.zeros(10))
+
+
+def test_regression_and_categorical_probes(boards):
+    x, _, games = boards
+    flat = as_flat(x)
+    count = flat.sum(axis=1)  # linear in the input
+    assert fit_probe(flat, count, games, "count", n_boot=0)["r2"] > 0.99
+    assert fit_probe(flat, count, games, "count", probe="mlp", n_boot=0)["r2"] > 0.8
+    classes = np.digitize(count, [4, 7])
+    assert fit_probe(flat, classes, games, "categorical", n_boot=0)["accuracy"] > 0.9
+    with pytest.raises(ValueError, match="ridge"):
+        fit_probe(flat, count, games, "count", probe="logistic")
+    with pytest.raises(ValueError, match="differ in length"):
+        fit_probe(flat[:10], count, games, "count")
+
+
+def test_control_labels_are_consistent_per_key_and_keep_prevalence():
+    rng = np.random.default_rng(0)
+    keys = rng.integers(0, 300, 5000)
+    labels = (rng.random(5000) < 0.2).astype(int)
+    control = control_task_labels(keys, labels, seed=0)
+    for k in np.unique(keys)[:50]:
+        assert len(set(control[keys == k])) == 1
+    assert abs(control.mean() - 0.2) < 0.06
+
+
+def test_per_square_view_and_activation_store(tmp_path):
+    acts = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)
+    squares = per_square(acts)
+    assert squares.shape == (2 * 4 * 5, 3)
+    assert np.array_equal(squares[1 * 20 + 2 * 5 + 3], acts[1, :, 2, 3])
+    with pytest.raises(ValueError, match="N, C, H, W"):
+        per_square(acts[0])
+    calls = []
+    net = PlantedNet(planted=True)
+    fn = hooked_activations(net, ["trunk", "hidden"])
+
+    def counted(inputs):
+        calls.append(len(inputs))
+        return fn(inputs)
+
+    store = ActivationStore(tmp_path)
+    x = np.zeros((8, 2, 4, 5), dtype=np.float32)
+    first = store.get(counted, x, ["trunk", "hidden"], "net-a", "data-1")
+    again = store.get(counted, x, ["trunk", "hidden"], "net-a", "data-1")
+    assert calls == [8] and np.array_equal(first["hidden"], again["hidden"])
+    with pytest.raises(ValueError, match="no submodules named"):
+        hooked_activations(net, ["nope"])
+
+
+def test_tcav_finds_the_planted_direction_and_not_a_random_one(boards):
+    from probes.tcav import benjamini_hochberg, layer_gradients, tcav
+
+    x, y, _ = boards
+    planted = PlantedNet(planted=True)
+    with torch.no_grad():
+        planted.head.weight[0, 16] = 2.0  # the output grows with the concept unit
+    acts = hooked_activations(planted, ["hidden"])(x)["hidden"]
+    grads = layer_gradients(planted, "hidden", x[:200], target=lambda out: out[:, 0])
+    assert grads.shape == (200, 17) and np.allclose(grads, planted.head.weight.detach().numpy())
+    result = tcav(acts[y == 1], acts[y == 0], grads, runs=20, seed=0)
+    assert result.score == 1.0 and result.cav_accuracy > 0.95 and result.p_value < 1e-3
+    control = PlantedNet(planted=False, seed=1)
+    acts_c = hooked_activations(control, ["hidden"])(x)["hidden"]
+    grads_c = layer_gradients(control, "hidden", x[:200], target=lambda out: out[:, 0])
+    null = tcav(acts_c[y == 1], acts_c[y == 0], grads_c, runs=20, seed=0)
+    assert null.cav_accuracy < 0.65
+    q, significant = benjamini_hochberg(np.array([result.p_value, null.p_value]))
+    assert significant[0] and not significant[1]
+    with pytest.raises(ValueError, match="one scalar per input"):
+        layer_gradients(planted, "hidden", x[:4], target=lambda out: out)
+
+
+def test_benjamini_hochberg_matches_a_hand_computed_example():
+    from probes.tcav import benjamini_hochberg
+
+    q, sig = benjamini_hochberg(np.array([0.01, 0.04, 0.03, 0.5]), alpha=0.05)
+    # ranks 1, 3, 2, 4: p*m/rank = 0.04, 0.0533, 0.06, 0.5, then running minima from the top
+    assert np.allclose(q, [0.04, 0.16 / 3, 0.16 / 3, 0.5])
+    assert sig.tolist() == [True, False, False, False]
