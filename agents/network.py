@@ -152,6 +152,13 @@ class BoardPolicy(MaskableActorCriticPolicy):
         self.mlp_extractor = SeparateHeads(self.features_extractor.map_shape, cfg.head_channels, cfg.head_hidden)
 
 
+def policy_forward(policy: nn.Module, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pre-mask policy logits ``[N, A]`` and values ``[N, 1]`` of a `BoardPolicy` (differentiable)."""
+    features = policy.extract_features(obs)
+    latent_pi, latent_vf = policy.mlp_extractor(features)
+    return policy.action_net(latent_pi), policy.value_net(latent_vf)
+
+
 @dataclass(frozen=True)
 class LayerInfo:
     """A layer `probes/` can hook: its module name, activation shape (no batch) and whether spatial."""
@@ -183,11 +190,7 @@ def probe_layers(policy: nn.Module, obs_shape: tuple[int, ...] | None = None) ->
              for n in wanted]
     try:
         with torch.no_grad():
-            x = torch.zeros((1, *obs_shape), dtype=torch.float32, device=policy.device)
-            features = policy.extract_features(x)
-            latent_pi, latent_vf = policy.mlp_extractor(features)
-            policy.action_net(latent_pi)
-            policy.value_net(latent_vf)
+            policy_forward(policy, torch.zeros((1, *obs_shape), dtype=torch.float32, device=policy.device))
     finally:
         for h in hooks:
             h.remove()

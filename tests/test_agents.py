@@ -368,3 +368,32 @@ def test_dataset_with_agent_self_play_source(tiny_run, tmp_path):
     assert str(final) in manifest["players"]["agent-0"]
     with pytest.raises(ValueError, match="agent-1"):
         build_dataset("tictactoe", 5, tmp_path / "e", sources="agent-1:1", players=players, jobs=1, progress=False)
+
+
+@pytest.mark.slow
+def test_probe_sweep_script_on_a_tiny_run(tiny_run, tmp_path):
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    from agents.probing import run_entries
+    from games.datasets import build_dataset
+
+    run, _ = tiny_run
+    entries = run_entries(run, checkpoints=1, random_seeds=1)
+    assert [e.run for e in entries] == [run.name, "random-0", "input"]
+    assert ("features_extractor.stem", True) in entries[0].layers
+    data = tmp_path / "data"
+    build_dataset("tictactoe", 150, data, seed=0, jobs=1, concepts=["win_in_1", "threat_squares_me", "value",
+                                                                    "good_moves"], progress=False)
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "sweep"
+    done = subprocess.run([sys.executable, str(root / "scripts" / "probe_sweep.py"), "--run", str(run), "--dataset",
+                           str(data), "--out", str(out), "--checkpoints", "1", "--random-seeds", "1", "--jobs", "1"],
+                          capture_output=True, text=True, cwd=root)
+    assert done.returncode == 0, done.stderr[-2000:]
+    df = pd.read_parquet(out / "results.parquet")
+    assert {"win_in_1", "threat_squares_me", "value"} <= set(df["concept"]) and "good_moves" not in set(df["concept"])
+    assert {run.name, "random-0", "input", "baseline"} == set(df["run"])
+    assert df[(df["concept"] == "threat_squares_me") & (df["run"] == run.name)]["layer"].str.contains("blocks|stem|conv").all()

@@ -156,3 +156,39 @@ def test_benjamini_hochberg_matches_a_hand_computed_example():
     # ranks 1, 3, 2, 4: p*m/rank = 0.04, 0.0533, 0.06, 0.5, then running minima from the top
     assert np.allclose(q, [0.04, 0.16 / 3, 0.16 / 3, 0.5])
     assert sig.tolist() == [True, False, False, False]
+
+
+def test_sweep_writes_long_form_results_with_controls_and_resumes(boards, tmp_path):
+    import pandas as pd
+
+    from probes.sweep import COLUMNS, ConceptLabels, ModelEntry, run_sweep
+
+    x, y, games = boards
+    x, y, games = x[:600], y[:600], games[:600]
+    entries = [
+        ModelEntry("planted", 100, "planted", hooked_activations(PlantedNet(planted=True), ["hidden"]), [("hidden", False)]),
+        ModelEntry("random-0", 0, "random-0", hooked_activations(PlantedNet(planted=False), ["hidden"]), [("hidden", False)]),
+        ModelEntry("input", 0, "input", lambda inputs: {"planes": inputs}, [("planes", True)]),
+    ]
+    concepts = [ConceptLabels("parity", "binary", y),
+                ConceptLabels("stones", "count", x.reshape(len(x), -1).sum(axis=1)),
+                ConceptLabels("mine", "spatial", x[:, 0].reshape(len(x), -1).astype(int))]
+    keys = np.arange(len(x))
+    path = run_sweep(entries, x, concepts, games, keys, tmp_path / "sweep", n_boot=20, progress=False)
+    df = pd.read_parquet(path)
+    assert list(df.columns) == COLUMNS
+    cell = df[(df.run == "planted") & (df.concept == "parity") & (df.probe == "linear") & (df.metric == "accuracy")]
+    assert cell.value.item() > 0.95 and cell.selectivity.item() > 0.3
+    rand = df[(df.run == "random-0") & (df.concept == "parity") & (df.probe == "linear") & (df.metric == "accuracy")]
+    assert rand.value.item() < 0.62
+    shuffled = df[(df.run == "planted") & (df.concept == "parity") & (df.probe == "linear/shuffled") & (df.metric == "accuracy")]
+    assert shuffled.value.item() < 0.62
+    spatial = df[(df.run == "input") & (df.concept == "mine") & (df.metric == "accuracy") & (df.probe == "linear")]
+    assert spatial.value.item() > 0.99  # the per-square probe reads the plane directly
+    assert not len(df[(df.run == "planted") & (df.concept == "mine")])  # spatial concepts need spatial layers
+    assert set(df[df.run == "baseline"].probe) == {"majority"}
+    mtimes = {p: p.stat().st_mtime for p in (tmp_path / "sweep" / "parts").iterdir()}
+    run_sweep(entries, x, concepts, games, keys, tmp_path / "sweep", n_boot=20, progress=False)  # resumes: no refit
+    assert {p: p.stat().st_mtime for p in (tmp_path / "sweep" / "parts").iterdir()} == mtimes
+    with pytest.raises(ValueError, match="labels for"):
+        run_sweep(entries, x, [ConceptLabels("bad", "binary", y[:10])], games, keys, tmp_path / "bad", progress=False)
