@@ -15,7 +15,6 @@ killed run leaves either the previous file or the new one, never half of one.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from games.atomic import atomic_target, atomic_write_text
+from games.atomic import atomic_target
 
 CHECKPOINT_RE = re.compile(r"^step_(\d+)\.zip$")
 
@@ -40,13 +39,6 @@ def atomic_save_model(model: Any, path: str | Path) -> Path:
     with atomic_target(path, suffix=".zip") as tmp:  # SB3 appends .zip to names without it
         model.save(tmp)
     return Path(path)
-
-
-def append_jsonl(record: dict, path: str | Path) -> None:
-    """Append one JSON line; the whole file is rewritten atomically (records are small)."""
-    path = Path(path)
-    old = path.read_text() if path.exists() else ""
-    atomic_write_text(old + json.dumps(record) + "\n", path)
 
 
 def checkpoint_schedule(total_timesteps: int, rollout_size: int, count: int = 12) -> list[int]:

@@ -104,7 +104,7 @@ def _read_cache(path: Path, name: str) -> LabelledSet | None:
 
 
 def _write_cache(path: Path, labelled: LabelledSet) -> None:
-    from agents.checkpoints import atomic_write_text
+    from games.atomic import atomic_write_text
 
     scores = np.where(np.isnan(labelled.scores), None, labelled.scores).tolist()
     atomic_write_text(json.dumps({"texts": labelled.texts, "scores": scores}), path)

@@ -14,7 +14,7 @@ def plot_strength(records: list[dict], path: str | Path, title: str = "") -> Pat
     """Two panels against training timesteps (log scale): good-move (solid) and perfect-move
     (dashed) rates on each position set, and win rates (both colours pooled) against each
     ladder opponent. Written atomically as PNG."""
-    from agents.checkpoints import atomic_target
+    from games.atomic import atomic_target
 
     path = Path(path)
     steps = [r["timestep"] for r in records]

@@ -27,9 +27,7 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
 from agents.checkpoints import (
-    append_jsonl,
     atomic_save_model,
-    atomic_write_text,
     checkpoint_path,
     checkpoint_schedule,
     library_versions,
@@ -38,6 +36,7 @@ from agents.checkpoints import (
 )
 from agents.network import BoardPolicy, NetworkConfig
 from agents.pool import OpponentPool
+from games.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -176,10 +175,11 @@ class SelfPlayCallback(BaseCallback):
         while self.schedule and self.schedule[0] <= timestep:
             self.schedule.pop(0)
         path = checkpoint_path(self.run_dir, timestep)
-        if path.exists():
-            return
-        self.pool.save(pool_path(path))
-        atomic_save_model(self.model, path)  # written last: its presence means the pair is complete
+        if path.exists() and any(r["timestep"] == timestep for r in read_evaluations(self.run_dir)):
+            return  # saved and recorded before (a resumed run)
+        if not path.exists():
+            self.pool.save(pool_path(path))
+            atomic_save_model(self.model, path)  # written last: its presence means the pair is complete
         record = {"timestep": int(timestep), "checkpoint": str(path.relative_to(self.run_dir)), "time": time.time()}
         if self.suite is not None:
             t0 = time.perf_counter()
@@ -191,12 +191,19 @@ class SelfPlayCallback(BaseCallback):
                 self.logger.record(f"eval/perfect_{name}", q["perfect_rate"])
             for name, g in record["games"].items():
                 self.logger.record(f"eval/win_vs_{name}", g["all"]["win"])
-        append_jsonl(record, self.run_dir / "evaluations.jsonl")
+        write_evaluation(self.run_dir, record)
         if self.suite is not None:
             from agents.plots import plot_strength
 
             plot_strength(read_evaluations(self.run_dir), self.run_dir / "strength.png", title=self.config.game)
         log.info("checkpoint %s", path)
+
+
+def write_evaluation(run_dir: str | Path, record: dict) -> None:
+    """Add a record to ``evaluations.jsonl`` (replacing an older one of the same timestep), atomically."""
+    records = [r for r in read_evaluations(run_dir) if r["timestep"] != record["timestep"]] + [record]
+    records.sort(key=lambda r: r["timestep"])
+    atomic_write_text("".join(json.dumps(r) + "\n" for r in records), Path(run_dir) / "evaluations.jsonl")
 
 
 def read_evaluations(run_dir: str | Path) -> list[dict]:

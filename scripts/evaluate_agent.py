@@ -47,7 +47,8 @@ def main(
     from rich.console import Console
     from rich.table import Table
 
-    from agents.checkpoints import atomic_write_text, load_agent, resolve_checkpoint
+    from agents.checkpoints import load_agent, resolve_checkpoint
+    from games.atomic import atomic_write_text
     from agents.evaluation import EvaluationSuite, summarise
 
     torch.set_num_threads(1)

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import games
+from games.atomic import atomic_write_text
 from agents.checkpoints import (
-    atomic_write_text,
     checkpoint_schedule,
     list_checkpoints,
     load_agent,
@@ -298,6 +298,7 @@ def test_resume_continues_from_the_last_checkpoint(tiny_run, tmp_path):
     final = train(tiny_config(), copy, resume=True, progress_bar=False, evaluate=False)
     assert [s for s, _ in list_checkpoints(copy)] == [s for s, _ in steps]
     assert load_agent(final).num_timesteps == steps[-1][0]
+    assert [r["timestep"] for r in read_evaluations(copy)] == [s for s, _ in steps]  # replaced, not duplicated
     # a longer budget extends the run from where it stopped
     final = train(tiny_config(total_timesteps=3072), copy, resume=True, progress_bar=False, evaluate=False)
     assert load_agent(final).num_timesteps == 3072 and list_checkpoints(copy)[-1][0] == 3072
