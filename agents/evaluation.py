@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import torch
 
+from agents.pool import sample_actions
 from games.base import Game
 from games.envs.opponents import random_opponent
 
@@ -56,10 +56,7 @@ class PolicyPlayer:
         """Greedy legal actions for a batch of observations and legal-action masks."""
         if not masks.any(axis=1).all():
             raise ValueError("every state handed to the agent needs at least one legal action")
-        with torch.no_grad():
-            obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.policy.device)
-            logits = self.policy.get_distribution(obs_t, action_masks=masks).distribution.logits
-        return logits.argmax(dim=1).cpu().numpy().astype(np.int64)
+        return sample_actions(self.policy, np.asarray(obs, dtype=np.float32), masks, deterministic=True)
 
     def __call__(self, game: Game, state: Any, rng: np.random.Generator) -> int:
         obs = game.observation(state)[None]
@@ -214,13 +211,14 @@ def play_games(game: Game, player: PolicyPlayer, opponent: Callable, n_games: in
         if not live:
             break
         agent_turn = [i for i in live if game.to_play(states[i]) == seats[i]]
+        agent_moved = set(agent_turn)
         if agent_turn:
             obs = np.stack([game.observation(states[i]) for i in agent_turn])
             masks = np.stack([game.legal_mask(states[i]) for i in agent_turn])
             for i, a in zip(agent_turn, player.act(obs, masks)):
                 states[i] = game.play(states[i], int(a))
         for i in live:
-            if i not in agent_turn and not game.is_terminal(states[i]):
+            if i not in agent_moved and not game.is_terminal(states[i]):
                 states[i] = game.play(states[i], opponent(game, states[i], rng))
     results = np.array([game.returns(s, int(seat)) for s, seat in zip(states, seats)])
     out: dict = {"games": n_games}

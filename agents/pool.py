@@ -50,7 +50,6 @@ class OpponentPool:
         self.snapshot_steps: list[int] = []
         self.assignment = np.full(num_envs, self.LATEST, dtype=np.int64)
         self.rng = np.random.default_rng(seed)
-        self.games_played = np.zeros(0, dtype=np.int64)
 
     # ------------------------------------------------------------------ pool content
     def add_snapshot(self, timestep: int) -> None:

@@ -133,6 +133,17 @@ class TrainConfig:
         return cls(**data.get("config", data))
 
 
+def game_of_run(run_dir: str | Path):
+    """The game a run was trained on, from its ``config.json`` (a clear error if it is missing)."""
+    import games
+
+    config_file = Path(run_dir) / "config.json"
+    if not config_file.exists():
+        raise FileNotFoundError(f"{config_file} does not exist: {run_dir} is not a training run folder")
+    config = TrainConfig.from_json(config_file)
+    return games.get(config.game, **config.game_kwargs)
+
+
 class LinearSchedule:
     """Learning rate from `start` down to ``start * final_fraction`` over training (picklable)."""
 

@@ -49,7 +49,7 @@ def hooked_activations(module: nn.Module, layers: Sequence[str], forward: Callab
         handles = [modules[name].register_forward_hook(
             lambda m, i, o, name=name: chunks[name].append(_output_tensor(o, name).detach().cpu().numpy()))
             for name in layers]
-        device = next(module.parameters()).device if any(True for _ in module.parameters()) else torch.device("cpu")
+        device = next(module.parameters(), torch.zeros(0)).device
         starts: Iterable[int] = range(0, len(inputs), batch_size)
         if progress:
             from tqdm.auto import tqdm

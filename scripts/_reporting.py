@@ -8,6 +8,8 @@ import platform
 import time
 from pathlib import Path
 
+from games.atomic import atomic_write_text
+
 
 def machine_info() -> dict:
     """CPU model, core count, library versions, date and load, for the record."""
@@ -30,8 +32,4 @@ def machine_info() -> dict:
 
 def write_json(path: Path, report: dict) -> Path:
     """Write `report` as indented JSON, atomically (temporary file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(report, indent=1))
-    tmp.replace(path)
-    return path
+    return atomic_write_text(json.dumps(report, indent=1), path)

@@ -23,14 +23,14 @@ app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode=None)
 def _game_of(checkpoint: Path, game: Optional[str]):
     """The game a checkpoint was trained on: from its run's config.json, else from --game."""
     import games
+    from agents.selfplay import game_of_run
 
-    config_file = checkpoint.parent.parent / "config.json"
-    if game is None:
-        if not config_file.exists():
-            raise typer.BadParameter(f"no {config_file} next to the checkpoint; pass --game")
-        config = json.loads(config_file.read_text())["config"]
-        return games.get(config["game"], **config.get("game_kwargs", {}))
-    return games.get(game)
+    if game is not None:
+        return games.get(game)
+    try:
+        return game_of_run(checkpoint.parent.parent)
+    except FileNotFoundError as exc:
+        raise typer.BadParameter(f"{exc}; pass --game") from exc
 
 
 @app.command()

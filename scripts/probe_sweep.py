@@ -43,6 +43,7 @@ def main(
 
     import games
     from agents.probing import run_entries
+    from agents.selfplay import game_of_run
     from probes.sweep import ConceptLabels, run_sweep
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -51,12 +52,11 @@ def main(
     for need in (run / "config.json", dataset / "positions.parquet", dataset / "manifest.json"):
         if not need.exists():
             raise typer.BadParameter(f"{need} does not exist")
-    config = json.loads((run / "config.json").read_text())["config"]
+    game = game_of_run(run)
     manifest = json.loads((dataset / "manifest.json").read_text())
-    game = games.get(config["game"], **config.get("game_kwargs", {}))
-    if manifest["game"] != config["game"] or manifest.get("game_kwargs", {}) != config.get("game_kwargs", {}):
-        raise typer.BadParameter(f"the dataset is for {manifest['game']} {manifest.get('game_kwargs')}, "
-                                 f"the run for {config['game']} {config.get('game_kwargs')}")
+    data_game = games.get(manifest["game"], **manifest.get("game_kwargs", {}))
+    if repr(data_game) != repr(game):
+        raise typer.BadParameter(f"the dataset is for {data_game!r}, the run for {game!r}")
     df = pd.read_parquet(dataset / "positions.parquet")
     if len(df) > max_positions:  # keep whole games, chosen at random
         rng = np.random.default_rng(seed)

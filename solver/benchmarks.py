@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from games.atomic import atomic_write_text
 from games.connect4.position import Position
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -141,8 +142,4 @@ def generate_positions(
 
 def write_set(path: str | Path, pairs: list[tuple[str, int]]) -> None:
     """Write ``MOVES SCORE`` lines atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text("".join(f"{m} {s}\n" for m, s in pairs))
-    tmp.replace(path)
+    atomic_write_text("".join(f"{m} {s}\n" for m, s in pairs), path)

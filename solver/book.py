@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from games.atomic import atomic_target, atomic_write_text
 from games.connect4.enumerate import positions_by_ply
 from games.connect4.position import BoardSize, Position
 
@@ -78,15 +78,8 @@ class OpeningBook:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = {"format": FORMAT_VERSION, "width": self.width, "height": self.height, "depth": self.depth}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez_compressed(f, keys=self.keys, scores=self.scores, meta=np.array(json.dumps(meta)))
-            os.chmod(tmp, 0o644)  # mkstemp creates 0600 files
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_target(path) as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, keys=self.keys, scores=self.scores, meta=np.array(json.dumps(meta)))
         return path
 
     @classmethod
@@ -177,11 +170,8 @@ def build_book(
     def save_checkpoint() -> None:
         if ckpt is None:
             return
-        ckpt.parent.mkdir(parents=True, exist_ok=True)
-        tmp = ckpt.with_suffix(ckpt.suffix + ".tmp")
         payload = {"width": size.width, "height": size.height, "depth": depth, "scores": {str(k): v for k, v in done.items()}}
-        tmp.write_text(json.dumps(payload))
-        os.replace(tmp, ckpt)
+        atomic_write_text(json.dumps(payload), ckpt)
 
     todo = [p for p in levels[depth] if p.canonical_key() not in done]
     iterator = todo
