@@ -134,14 +134,17 @@ class TrainConfig:
 
 
 def game_of_run(run_dir: str | Path):
-    """The game a run was trained on, from its ``config.json`` (a clear error if it is missing)."""
+    """The game a run (self-play or reference) was trained on, from its ``config.json`` (clear error if missing)."""
     import games
 
     config_file = Path(run_dir) / "config.json"
     if not config_file.exists():
         raise FileNotFoundError(f"{config_file} does not exist: {run_dir} is not a training run folder")
-    config = TrainConfig.from_json(config_file)
-    return games.get(config.game, **config.game_kwargs)
+    data = json.loads(config_file.read_text())
+    config = data.get("config", data)
+    if "game" not in config:
+        raise ValueError(f"{config_file} names no game")
+    return games.get(config["game"], **config.get("game_kwargs", {}))
 
 
 class LinearSchedule:

@@ -8,29 +8,37 @@ the held-out games.
 
 Probe types (`PROBES`):
 
-* ``logistic``: L2 logistic regression, C by inner CV (binary and categorical concepts);
+* ``logistic``: L2 logistic regression, C by inner CV (binary concepts; categorical ones
+  one-vs-rest, the class with the largest decision value predicted);
 * ``l1``: L1 (sparse) logistic regression, C by inner CV;
 * ``ridge``: ridge regression, alpha by inner CV (counts and continuous concepts);
 * ``mlp``: one hidden layer (64 ReLU units, early stopping), classifier or regressor by
   kind: the gap to the linear probe measures non-linearly encoded information.
 
-Features are standardised on the train split. The module knows nothing about games: it
-takes an activation matrix, labels, and group ids.
+Features are standardised on the train split. ``logistic`` and ``ridge`` are solved in
+batches by `probes.batched` (`fit_probes` fits a whole sweep cell's concepts and controls at
+once, with scikit-learn's objectives, and returns fitted scikit-learn pipelines); ``l1`` and
+``mlp`` are scikit-learn estimators fitted one at a time. The module knows nothing about
+games: it takes an activation matrix, labels, and group ids.
 """
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
+from scipy import sparse
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegressionCV, RidgeCV
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV, Ridge
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, r2_score, roc_auc_score
 from sklearn.model_selection import GroupKFold, GroupShuffleSplit
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+
+from probes.batched import Standardiser, Whitening, fit_logistic_many, fit_ridge_many
 
 PROBES = ("logistic", "l1", "ridge", "mlp")
 CLASSIFICATION_KINDS = ("binary", "categorical")
@@ -76,29 +84,58 @@ def _inner_cv(groups: np.ndarray, folds: int = 3) -> list:
     return list(GroupKFold(n_splits=k).split(np.zeros(len(groups)), groups=groups))
 
 
-def make_probe(probe: str, kind: str, groups_train: np.ndarray, seed: int = 0):
-    """An unfitted scikit-learn pipeline (scaler + estimator) for `probe` on a `kind` concept."""
-    classify = kind in CLASSIFICATION_KINDS
+def _check_probe(probe: str, kind: str) -> None:
     if probe not in PROBES:
         raise ValueError(f"unknown probe {probe!r}; probes: {PROBES}")
+    if kind not in CLASSIFICATION_KINDS + REGRESSION_KINDS:
+        raise ValueError(f"no probe for concept kind {kind!r}; kinds: {CLASSIFICATION_KINDS + REGRESSION_KINDS}")
+    classify = kind in CLASSIFICATION_KINDS
     if probe in ("logistic", "l1") and not classify:
         raise ValueError(f"probe {probe!r} needs a binary or categorical concept, not {kind!r}; use ridge or mlp")
     if probe == "ridge" and classify:
         raise ValueError(f"probe 'ridge' needs a count or continuous concept, not {kind!r}; use logistic, l1 or mlp")
-    cv = _inner_cv(groups_train)
-    if probe == "logistic":
-        est = LogisticRegressionCV(Cs=np.logspace(-3, 2, 6), cv=cv, l1_ratios=(0.0,), scoring="neg_log_loss",
-                                   max_iter=500, random_state=seed, use_legacy_attributes=False)
-    elif probe == "l1":
-        est = LogisticRegressionCV(Cs=np.logspace(-3, 1, 5), cv=cv, solver="saga", l1_ratios=(1.0,),
-                                   scoring="neg_log_loss", max_iter=300, random_state=seed, use_legacy_attributes=False)
-    elif probe == "ridge":
-        est = RidgeCV(alphas=np.logspace(-2, 4, 7), cv=cv)
-    elif classify:
+
+
+def make_probe(probe: str, kind: str, groups_train: np.ndarray, seed: int = 0):
+    """An unfitted scikit-learn pipeline (scaler + estimator) for the ``l1`` and ``mlp`` probes.
+
+    ``logistic`` and ``ridge`` are fitted by `probes.batched` (many targets at once, the same
+    objective as scikit-learn's) and come back from `fit_probes` as fitted pipelines.
+    """
+    _check_probe(probe, kind)
+    if probe == "l1":
+        est = LogisticRegressionCV(Cs=np.logspace(-3, 1, 5), cv=_inner_cv(groups_train), solver="saga",
+                                   l1_ratios=(1.0,), scoring="neg_log_loss", max_iter=300, random_state=seed,
+                                   use_legacy_attributes=False)
+    elif probe == "mlp" and kind in CLASSIFICATION_KINDS:
         est = MLPClassifier(hidden_layer_sizes=(64,), early_stopping=True, max_iter=200, random_state=seed)
-    else:
+    elif probe == "mlp":
         est = MLPRegressor(hidden_layer_sizes=(64,), early_stopping=True, max_iter=200, random_state=seed)
+    else:
+        raise ValueError(f"probe {probe!r} is fitted in batches by fit_probes, not by a scikit-learn estimator")
     return make_pipeline(StandardScaler(), est)
+
+
+def _fitted_pipeline(standardiser: Standardiser, estimator) -> object:
+    """A fitted scikit-learn pipeline (scaler + linear model) from batched-fit parameters."""
+    scaler = StandardScaler()
+    scaler.mean_, scaler.scale_ = standardiser.mean, standardiser.scale
+    scaler.var_, scaler.n_features_in_, scaler.n_samples_seen_ = standardiser.scale ** 2, len(standardiser.mean), 0
+    return make_pipeline(scaler, estimator)
+
+
+def _logistic_estimator(coef: np.ndarray, intercept: np.ndarray, classes: np.ndarray, C: np.ndarray):
+    est = LogisticRegression(C=float(np.median(C)))
+    est.coef_, est.intercept_ = np.asarray(coef, dtype=np.float64), np.asarray(intercept, dtype=np.float64)
+    est.classes_, est.n_features_in_, est.n_iter_ = classes, coef.shape[1], np.zeros(1, dtype=int)
+    est.C_ = np.asarray(C)
+    return est
+
+
+def _ridge_estimator(coef: np.ndarray, intercept: float, alpha: float):
+    est = Ridge(alpha=alpha)
+    est.coef_, est.intercept_, est.n_features_in_ = coef, intercept, len(coef)
+    return est
 
 
 def score_predictions(kind: str, y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None) -> dict[str, float]:
@@ -112,59 +149,191 @@ def score_predictions(kind: str, y_true: np.ndarray, y_pred: np.ndarray, proba: 
     return out
 
 
+def _weighted_metrics(kind: str, y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None,
+                      weights: np.ndarray) -> dict[str, np.ndarray]:
+    """`score_predictions` for many row weightings at once (``weights`` [B, n]) -> metric -> [B]."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        total = weights.sum(axis=1)
+        if kind in REGRESSION_KINDS:
+            y = y_true.astype(np.float64)
+            mean = weights @ y / total
+            sst = weights @ (y * y) - total * mean * mean
+            sse = weights @ ((y - y_pred) ** 2)
+            r2 = np.where(sst > 1e-12 * np.maximum(total, 1), 1.0 - sse / sst, np.nan)
+            return {"r2": r2}
+        correct = (y_true == y_pred).astype(np.float64)
+        out = {"accuracy": weights @ correct / total}
+        recalls = []
+        for c in np.unique(y_true):
+            is_c = (y_true == c).astype(np.float64)
+            support = weights @ is_c
+            recalls.append(np.where(support > 0, weights @ (correct * is_c) / support, np.nan))
+        out["balanced_accuracy"] = np.nanmean(np.stack(recalls), axis=0)
+        if kind == "binary" and proba is not None:
+            levels, level_of = np.unique(proba, return_inverse=True)
+            one_hot = sparse.csr_matrix((np.ones(len(proba)), (np.arange(len(proba)), level_of)),
+                                        shape=(len(proba), len(levels)))
+            positive = (y_true == 1).astype(np.float64)
+            pos_per_level = np.asarray(one_hot.T @ (weights * positive).T).T
+            neg_per_level = np.asarray(one_hot.T @ (weights * (1.0 - positive)).T).T
+            below = np.cumsum(neg_per_level, axis=1) - neg_per_level
+            pairs = pos_per_level.sum(axis=1) * neg_per_level.sum(axis=1)
+            wins = (pos_per_level * (below + 0.5 * neg_per_level)).sum(axis=1)
+            out["auroc"] = np.where(pairs > 0, wins / pairs, np.nan)
+        return out
+
+
 def bootstrap_ci(kind: str, y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None, groups: np.ndarray,
                  n_boot: int = 200, seed: int = 0) -> dict[str, tuple[float, float]]:
-    """95% percentile intervals of every metric, resampling held-out games with replacement."""
+    """95% percentile intervals of every metric, resampling held-out games with replacement.
+
+    Vectorised: each bootstrap sample is a vector of per-game multiplicities, and every metric
+    is computed for all samples at once as a weighted metric (ties in AUROC count one half).
+    """
+    if n_boot <= 0:
+        return {}
     rng = np.random.default_rng(seed)
     unique, inverse = np.unique(groups, return_inverse=True)
-    rows_of = [np.flatnonzero(inverse == g) for g in range(len(unique))]
-    samples: dict[str, list[float]] = {}
-    for _ in range(n_boot):
-        rows = np.concatenate([rows_of[g] for g in rng.integers(0, len(unique), len(unique))])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            m = score_predictions(kind, y_true[rows], y_pred[rows], None if proba is None else proba[rows])
-        for k, v in m.items():
-            samples.setdefault(k, []).append(v)
-    return {k: (float(np.nanpercentile(v, 2.5)), float(np.nanpercentile(v, 97.5))) for k, v in samples.items()}
+    counts = rng.multinomial(len(unique), np.full(len(unique), 1.0 / len(unique)), size=n_boot).astype(np.float64)
+    samples = _weighted_metrics(kind, np.asarray(y_true), np.asarray(y_pred), proba, counts[:, inverse])
+    out = {}
+    for k, v in samples.items():
+        v = v[np.isfinite(v)]
+        out[k] = (float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))) if len(v) else (np.nan, np.nan)
+    return out
 
 
-def fit_probe(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, kind: str, probe: str | None = None,
-              split: tuple[np.ndarray, np.ndarray] | None = None, seed: int = 0, n_boot: int = 200) -> ProbeScore:
-    """Fit one probe on a grouped train split and score it on the held-out games.
+@dataclass
+class Target:
+    """One label vector to probe for: labels, concept kind, and whether to bootstrap its metrics."""
+
+    labels: np.ndarray
+    kind: str
+    with_ci: bool = True
+    tie: int | None = None  # reuse the regularisation chosen for this other target (e.g. a control task)
+
+
+def _constant(kind: str, n: int, value) -> tuple[np.ndarray, np.ndarray | None]:
+    """Predictions of a probe whose train split had one class only."""
+    return np.full(n, value), (np.full(n, float(value)) if kind == "binary" else None)
+
+
+def fit_probes(features: np.ndarray, targets: Sequence[Target], groups: np.ndarray, probe: str = "linear",
+               split: tuple[np.ndarray, np.ndarray] | None = None, seed: int = 0, n_boot: int = 200,
+               max_components: int | None = None) -> list[ProbeScore]:
+    """Fit one probe per target on the same features; score each on the held-out games.
+
+    All logistic targets (binary, and categorical one-vs-rest) share one batched solve and
+    all ridge targets one closed form (`probes.batched`), so a sweep cell costs about one
+    fit however many concepts and controls it has. ``l1`` and ``mlp`` are fitted one target
+    at a time with scikit-learn.
 
     :param features: ``[N, D]`` activations (see `probes.activations.as_flat` / `per_square`).
-    :param labels: ``[N]`` concept labels.
+    :param targets: label vectors with their kinds.
     :param groups: ``[N]`` game ids (the split never separates positions of one game).
-    :param kind: the concept's kind (binary / categorical / count / continuous).
-    :param probe: a name in `PROBES` (default: `default_probe(kind)`).
+    :param probe: "linear" (logistic for classes, ridge for numbers), or a name in `PROBES`.
     :param split: fixed (train, test) row indices; default a 75/25 grouped split by `seed`.
+    :param max_components: keep at most this many principal directions of the features for
+        the logistic solves (None: all with non-negligible variance).
     """
     features = np.asarray(features, dtype=np.float64).reshape(len(features), -1)
-    labels = np.asarray(labels)
     groups = np.asarray(groups)
-    if not (len(features) == len(labels) == len(groups)):
-        raise ValueError(f"features, labels and groups differ in length: {len(features)}, {len(labels)}, {len(groups)}")
-    probe = probe or default_probe(kind)
+    names = [default_probe(t.kind) if probe == "linear" else probe for t in targets]
+    for t, name in zip(targets, names):
+        if not (len(features) == len(t.labels) == len(groups)):
+            raise ValueError(f"features, labels and groups differ in length: {len(features)}, {len(t.labels)}, "
+                             f"{len(groups)}")
+        _check_probe(name, t.kind)
     train, test = split if split is not None else grouped_split(groups, seed=seed)
-    y_train = labels[train]
-    classify = kind in CLASSIFICATION_KINDS
-    if classify and len(np.unique(y_train)) < 2:
-        constant = y_train[0]
-        y_pred = np.full(len(test), constant)
-        proba = np.full(len(test), float(constant)) if kind == "binary" else None
+    if any(name in ("l1", "mlp") for name in names):
+        return [_fit_sklearn(features, t, groups, name, train, test, seed, n_boot) for t, name in zip(targets, names)]
+    standardiser = Standardiser.fit(features[train])
+    x_train, x_test = standardiser(features[train]), standardiser(features[test])
+    whitening = Whitening.fit(x_train, max_components)
+    x_train_pc = x_train @ whitening.vectors  # principal coordinates (for ridge)
+    columns, owners, classes_of = [], [], {}  # one logistic column per binary target, per class of a categorical
+    for i, t in enumerate(targets):
+        if t.kind in CLASSIFICATION_KINDS:
+            classes = np.unique(t.labels[train])
+            if len(classes) >= 2:
+                for c in (classes[1:] if t.kind == "binary" else classes):
+                    columns.append(t.labels[train] == c)
+                    owners.append(i)
+                    classes_of[(i, c)] = len(columns) - 1
+    logistic = None
+    if columns:
+        tie = np.full(len(columns), -1)
+        for (i, c), col in classes_of.items():
+            j = targets[i].tie
+            if j is not None:
+                tie[col] = classes_of.get((j, c), next((k for (o, _), k in classes_of.items() if o == j), -1))
+        logistic = fit_logistic_many(x_train, np.stack(columns, axis=1), groups[train], whitening, tie=tie)
+    ridge_of = {i: j for j, i in enumerate(i for i, t in enumerate(targets) if t.kind in REGRESSION_KINDS)}
+    ridge = None
+    if ridge_of:
+        y = np.stack([targets[i].labels[train].astype(np.float64) for i in ridge_of], axis=1)
+        tie = np.array([ridge_of.get(targets[i].tie, -1) for i in ridge_of])
+        ridge = fit_ridge_many(x_train_pc, y, groups[train], tie=tie)
+        ridge.coef = whitening.vectors @ ridge.coef  # back to standardised feature units
+    scores = []
+    for i, t in enumerate(targets):
+        classify = t.kind in CLASSIFICATION_KINDS
+        y_test = t.labels[test] if classify else t.labels[test].astype(np.float64)
         model = None
+        if not classify:
+            j = ridge_of[i]
+            model = _fitted_pipeline(standardiser, _ridge_estimator(ridge.coef[:, j], float(ridge.intercept[j]),
+                                                                    float(ridge.alpha[j])))
+            y_pred, proba = x_test @ ridge.coef[:, j] + ridge.intercept[j], None
+        elif i not in owners:
+            y_pred, proba = _constant(t.kind, len(test), t.labels[train][0])
+        else:
+            cols = [k for k, owner in enumerate(owners) if owner == i]
+            coef, intercept = logistic.coef[:, cols].T, logistic.intercept[cols]
+            classes = np.unique(t.labels[train])
+            model = _fitted_pipeline(standardiser, _logistic_estimator(coef, intercept, classes, logistic.C[cols]))
+            decision = x_test @ coef.T + intercept
+            if t.kind == "binary":
+                proba = 1.0 / (1.0 + np.exp(-decision[:, 0]))
+                y_pred = np.where(decision[:, 0] > 0, classes[1], classes[0])
+            else:
+                proba, y_pred = None, classes[np.argmax(decision, axis=1)]
+        metrics = score_predictions(t.kind, y_test, y_pred, proba)
+        ci = bootstrap_ci(t.kind, y_test, y_pred, proba, groups[test], n_boot, seed) if t.with_ci else {}
+        scores.append(ProbeScore(names[i], metrics, ci, len(train), len(test), model))
+    return scores
+
+
+def _fit_sklearn(features: np.ndarray, target: Target, groups: np.ndarray, probe: str, train: np.ndarray,
+                 test: np.ndarray, seed: int, n_boot: int) -> ProbeScore:
+    """One ``l1`` or ``mlp`` probe through its scikit-learn pipeline."""
+    y_train = target.labels[train]
+    classify = target.kind in CLASSIFICATION_KINDS
+    y_test = target.labels[test] if classify else target.labels[test].astype(np.float64)
+    model = None
+    if classify and len(np.unique(y_train)) < 2:
+        y_pred, proba = _constant(target.kind, len(test), y_train[0])
     else:
-        model = make_probe(probe, kind, groups[train], seed)
+        model = make_probe(probe, target.kind, groups[train], seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(features[train], y_train if classify else y_train.astype(np.float64))
         y_pred = model.predict(features[test])
-        proba = model.predict_proba(features[test])[:, 1] if kind == "binary" and len(model.classes_) == 2 else None
-    y_test = labels[test] if classify else labels[test].astype(np.float64)
-    metrics = score_predictions(kind, y_test, y_pred, proba)
-    ci = bootstrap_ci(kind, y_test, y_pred, proba, groups[test], n_boot=n_boot, seed=seed) if n_boot else {}
+        proba = (model.predict_proba(features[test])[:, 1]
+                 if target.kind == "binary" and len(model.classes_) == 2 else None)
+    metrics = score_predictions(target.kind, y_test, y_pred, proba)
+    ci = bootstrap_ci(target.kind, y_test, y_pred, proba, groups[test], n_boot, seed) if target.with_ci else {}
     return ProbeScore(probe, metrics, ci, len(train), len(test), model)
+
+
+def fit_probe(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, kind: str, probe: str | None = None,
+              split: tuple[np.ndarray, np.ndarray] | None = None, seed: int = 0, n_boot: int = 200) -> ProbeScore:
+    """Fit one probe on a grouped train split and score it on the held-out games (see `fit_probes`).
+
+    :param probe: a name in `PROBES` (default: `default_probe(kind)`).
+    """
+    return fit_probes(features, [Target(np.asarray(labels), kind, n_boot > 0)], groups, probe or "linear", split,
+                      seed, n_boot)[0]
 
 
 def probe_direction(score: ProbeScore) -> np.ndarray:

@@ -12,7 +12,15 @@ labels (a bug check: it must stay at chance), and writes one row per metric. Pos
 concepts are probed on the flattened layer; spatial concepts (one label per square) with
 one weight-shared probe over the per-square view of spatial layers. Majority baselines are
 written once per concept (run ``baseline``). Controls that are models - the raw input, or
-networks with random weights - are just more entries.
+networks with random weights - are just more entries. All probes of a cell (every concept
+with its control task and shuffled labels) are fitted together (`probes.linear.fit_probes`).
+
+Entries that can give gradients also get **TCAV** for binary concepts on their
+`tcav_layers`: for each target (e.g. the value head; a policy logit indexed by the column the
+concept names), concept CAVs against matched negatives and as many random CAVs
+(`probes.tcav`), rows ``probe="tcav"``, metrics ``tcav_<target>`` (with ``p_value``) and
+``cav_accuracy``. Benjamini-Hochberg over every TCAV test of the sweep adds ``q_value`` and
+``significant``.
 
 Each (model, layer) cell is written to its own part file; a rerun skips finished cells.
 Cells run in parallel processes (`jobs`).
@@ -23,22 +31,25 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from games.atomic import atomic_target
 from probes.activations import ActivationStore, as_flat, per_square
 from probes.controls import control_task_labels, majority_baseline, shuffled_labels
-from probes.linear import default_probe, fit_probe, grouped_split
+from probes.batched import Standardiser, Whitening
+from probes.linear import CLASSIFICATION_KINDS, Target, fit_probes, grouped_split
+from probes.tcav import benjamini_hochberg, fit_cavs, tcav_test
 
 log = logging.getLogger(__name__)
 
 COLUMNS = ["run", "checkpoint_step", "layer", "concept", "probe", "metric", "value", "ci_low", "ci_high", "control",
-           "control_value", "selectivity", "n_train", "n_test"]
+           "control_value", "selectivity", "n_train", "n_test", "p_value", "layer_index"]
 POSITION_KINDS = ("binary", "categorical", "count", "continuous")
 
 
@@ -49,6 +60,7 @@ class ConceptLabels:
     name: str
     kind: str
     labels: np.ndarray
+    columns: np.ndarray | None = None  # per input, the model output the concept names (-1: none), for TCAV
 
 
 @dataclass
@@ -60,6 +72,12 @@ class ModelEntry:
     :param model_id: identifies the weights (cache key for activations).
     :param activations: ``inputs -> {layer: array}``.
     :param layers: ``(name, spatial)`` pairs; spatial layers are ``[N, C, H, W]``.
+    :param gradients: ``(inputs, layer, target, columns) -> [N, ...]`` gradients of a TCAV
+        target with respect to `layer` (``columns``: the output index per input for targets
+        indexed by the concept's column, else None); None: no TCAV for this entry.
+    :param tcav_targets: TCAV target name -> whether it is indexed by the concept's column
+        (e.g. ``{"value": False, "policy_logit": True}``).
+    :param tcav_layers: the layers TCAV runs on.
     """
 
     run: str
@@ -67,81 +85,246 @@ class ModelEntry:
     model_id: str
     activations: Callable[[np.ndarray], dict[str, np.ndarray]]
     layers: Sequence[tuple[str, bool]]
+    gradients: Callable[[np.ndarray, str, str, np.ndarray | None], np.ndarray] | None = None
+    tcav_targets: Mapping[str, bool] = field(default_factory=dict)
+    tcav_layers: Sequence[str] = ()
+
+
+def _concept_rows(base: dict, features: np.ndarray, labelled: list[tuple[str, str, np.ndarray]], groups: np.ndarray,
+                  keys: np.ndarray, split: tuple[np.ndarray, np.ndarray], probe_name: str, seed: int, n_boot: int,
+                  max_components: int | None) -> list[dict]:
+    """Fit task, control-task and shuffled-label probes of several concepts on one feature matrix."""
+    targets = []
+    for _, kind, y in labelled:
+        task = len(targets)
+        targets += [Target(y, kind, True), Target(control_task_labels(keys, y, seed=seed), kind, False, task),
+                    Target(shuffled_labels(y, seed=seed), kind, False, task)]
+    scores = fit_probes(features, targets, groups, probe_name, split, seed, n_boot, max_components)
+    rows = []
+    for ci, (name, _, _) in enumerate(labelled):
+        score, control, shuffled = scores[3 * ci: 3 * ci + 3]
+        for metric, value in score.metrics.items():
+            lo, hi = score.ci.get(metric, (np.nan, np.nan))
+            common = {**base, "concept": name, "n_train": score.n_train, "n_test": score.n_test}
+            rows.append({**common, "probe": probe_name, "metric": metric, "value": value, "ci_low": lo, "ci_high": hi,
+                         "control": "control_task", "control_value": control.metrics[metric],
+                         "selectivity": value - control.metrics[metric]})
+            rows.append({**common, "probe": f"{probe_name}/shuffled", "metric": metric,
+                         "value": shuffled.metrics[metric], "ci_low": np.nan, "ci_high": np.nan, "control": "",
+                         "control_value": np.nan, "selectivity": np.nan})
+    return rows
+
+
+def _probe_applies(probe_name: str, kind: str) -> bool:
+    if probe_name in ("linear", "mlp"):
+        return True
+    return (kind in CLASSIFICATION_KINDS) == (probe_name in ("logistic", "l1"))
+
+
+def _spatial_subset(groups: np.ndarray, split: tuple[np.ndarray, np.ndarray], limit: int | None,
+                    seed: int) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """At most `limit` positions (whole games, chosen at random) and the split restricted to them."""
+    rows = np.arange(len(groups))
+    if limit is not None and limit < len(groups):
+        order = np.random.default_rng(seed).permutation(np.unique(groups))
+        sizes = pd.Series(groups).value_counts()
+        kept = order[: max(2, int(np.searchsorted(np.cumsum(sizes[order].to_numpy()), limit)))]
+        rows = np.flatnonzero(np.isin(groups, kept))
+    position_of = np.full(len(groups), -1)
+    position_of[rows] = np.arange(len(rows))
+    return rows, tuple(position_of[part][position_of[part] >= 0] for part in split)
 
 
 def _cell_rows(run: str, step: int, layer: str, spatial: bool, acts: np.ndarray, concepts: list[ConceptLabels],
                groups: np.ndarray, keys: np.ndarray, split: tuple[np.ndarray, np.ndarray], probes: Sequence[str],
-               seed: int, n_boot: int) -> list[dict]:
-    rows = []
-    for concept in concepts:
-        if concept.kind == "spatial":
-            if not spatial:
-                continue
-            features = per_square(acts)
-            squares = concept.labels.shape[1]
-            if len(features) != len(acts) * squares:
-                log.warning("concept %s has %d squares but layer %s has %d; skipped", concept.name, squares, layer,
-                            len(features) // len(acts))
-                continue
-            y = concept.labels.reshape(-1).astype(int)
-            g = np.repeat(groups, squares)
-            k = np.repeat(np.unique(keys, return_inverse=True)[1], squares) * squares + np.tile(np.arange(squares), len(acts))
-            cell_split = tuple(np.concatenate([i * squares + np.arange(squares) for i in part]) for part in split)
-            kind = "binary"
-        elif concept.kind in POSITION_KINDS:
-            features, y, g, k, cell_split, kind = as_flat(acts), concept.labels, groups, keys, split, concept.kind
-        else:
+               seed: int, n_boot: int, max_components: int | None = None, spatial_positions: int | None = None) -> list[dict]:
+    """Every probe of one (model, layer) cell: position concepts on the flat layer, spatial ones per square."""
+    base = {"run": run, "checkpoint_step": step, "layer": layer}
+    rows: list[dict] = []
+    position = [c for c in concepts if c.kind in POSITION_KINDS]
+    squares = [c for c in concepts if c.kind == "spatial"] if spatial else []
+    for probe_name in probes:
+        chosen = [(c.name, c.kind, c.labels) for c in position if _probe_applies(probe_name, c.kind)]
+        if chosen:
+            rows += _concept_rows(base, as_flat(acts), chosen, groups, keys, split, probe_name, seed, n_boot,
+                                  max_components)
+        if not squares or probe_name not in ("linear", "logistic", "l1", "mlp"):
             continue
-        control_y = control_task_labels(k, y, seed=seed)
-        shuffled_y = shuffled_labels(y, seed=seed)
-        for probe_name in probes:
-            probe = default_probe(kind) if probe_name == "linear" else probe_name
-            if probe in ("logistic", "l1") and kind not in ("binary", "categorical"):
-                continue
-            if probe == "ridge" and kind in ("binary", "categorical"):
-                continue
-            score = fit_probe(features, y, g, kind, probe, split=cell_split, seed=seed, n_boot=n_boot)
-            control = fit_probe(features, control_y, g, kind, probe, split=cell_split, seed=seed, n_boot=0)
-            shuffled = fit_probe(features, shuffled_y, g, kind, probe, split=cell_split, seed=seed, n_boot=0)
-            for metric, value in score.metrics.items():
-                lo, hi = score.ci.get(metric, (np.nan, np.nan))
-                base = {"run": run, "checkpoint_step": step, "layer": layer, "concept": concept.name,
-                        "n_train": score.n_train, "n_test": score.n_test}
-                rows.append({**base, "probe": probe_name, "metric": metric, "value": value, "ci_low": lo,
-                             "ci_high": hi, "control": "control_task", "control_value": control.metrics[metric],
-                             "selectivity": value - control.metrics[metric]})
-                rows.append({**base, "probe": f"{probe_name}/shuffled", "metric": metric,
-                             "value": shuffled.metrics[metric], "ci_low": np.nan, "ci_high": np.nan, "control": "",
-                             "control_value": np.nan, "selectivity": np.nan})
+        subset, sub_split = _spatial_subset(groups, split, spatial_positions, seed)
+        features = per_square(acts[subset])
+        n_squares = len(features) // len(subset)
+        usable = [c for c in squares if c.labels.shape[1] == n_squares]
+        for c in squares:
+            if c.labels.shape[1] != n_squares:
+                log.warning("concept %s has %d squares but layer %s has %d; skipped", c.name, c.labels.shape[1],
+                            layer, n_squares)
+        if not usable:
+            continue
+        # one weight-shared probe over all squares: rows are (position, square); a square's key is (position, square)
+        g = np.repeat(groups[subset], n_squares)
+        k = np.repeat(np.unique(keys[subset], return_inverse=True)[1], n_squares) * n_squares + np.tile(
+            np.arange(n_squares), len(subset))
+        cell_split = tuple(np.concatenate([i * n_squares + np.arange(n_squares) for i in part]) for part in sub_split)
+        labelled = [(c.name, "binary", c.labels[subset].reshape(-1).astype(int)) for c in usable]
+        rows += _concept_rows(base, features, labelled, g, k, cell_split, probe_name, seed, n_boot, max_components)
     return rows
 
 
-def _run_cell(task: tuple) -> str:
-    (run, step, layer, spatial, act_path, labels_path, concept_meta, split_path, probes, seed, n_boot, part) = task
-    acts = np.load(act_path)
-    data = np.load(labels_path, allow_pickle=True)
-    concepts = [ConceptLabels(name, kind, data[f"concept:{name}"]) for name, kind in concept_meta]
-    split_data = np.load(split_path)
-    rows = _cell_rows(run, step, layer, spatial, acts, concepts, data["groups"], data["keys"],
-                      (split_data["train"], split_data["test"]), probes, seed, n_boot)
-    frame = pd.DataFrame(rows, columns=COLUMNS)
-    with atomic_target(part, suffix=".parquet") as tmp:
+@dataclass(frozen=True)
+class SweepSettings:
+    """Everything besides the data that a sweep's numbers depend on (part of the resume key).
+
+    :param probes: "linear" (logistic or ridge by kind) and/or names in `probes.linear.PROBES`.
+    :param seed: seed of the split, control tasks, shuffles, bootstraps and CAV samples.
+    :param n_boot: bootstrap resamples of held-out games for the intervals.
+    :param max_components: linear probes and CAVs see at most this many principal directions
+        of a layer (None: all). 256 keeps a 1,344-unit conv map's probes within a few points
+        of the full fit at a quarter of the cost (`scripts/bench_sweep.py`).
+    :param spatial_positions: per-square probes use at most this many positions (whole games).
+    :param tcav_runs: concept CAVs and random CAVs per TCAV test (0: no TCAV).
+    :param tcav_inputs: held-out concept-positive inputs explained per test, at most.
+    :param tcav_pool: positives and negatives (each) the CAVs are drawn from, at most.
+    """
+
+    probes: tuple[str, ...] = ("linear",)
+    seed: int = 0
+    n_boot: int = 200
+    max_components: int | None = 256
+    spatial_positions: int | None = 4000
+    tcav_runs: int = 50
+    tcav_inputs: int = 200
+    tcav_pool: int = 2000
+
+    def digest(self, concepts: Sequence[tuple[str, str]], n: int) -> str:
+        payload = json.dumps([list(concepts), n, asdict(self)], sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class _Cell:
+    """One (model, layer) cell for a worker process: where its inputs are and where its rows go."""
+
+    run: str
+    step: int
+    layer: str
+    layer_index: int  # position of the layer in the network's forward order
+    spatial: bool
+    activations: str
+    labels: str
+    split: str
+    concepts: tuple[tuple[str, str], ...]
+    tcav: tuple[tuple[str, str, str], ...]  # (concept, target, gradient file)
+    settings: SweepSettings
+    part: str
+
+
+def _tcav_rows(cell: _Cell, acts: np.ndarray, data, train: np.ndarray) -> list[dict]:
+    """TCAV of each (concept, target) with precomputed gradients: score vs random CAVs, CAV accuracy."""
+    s = cell.settings
+    rows: list[dict] = []
+    flat = as_flat(acts)
+    match = data["match"] if "match" in data.files else None
+    standardiser = Standardiser.fit(flat[train])  # one geometry for every concept of the cell
+    geometry = (standardiser, Whitening.fit(standardiser(flat[train]), s.max_components))
+    base = {"run": cell.run, "checkpoint_step": cell.step, "layer": cell.layer, "probe": "tcav"}
+    by_concept: dict[str, list[tuple[str, str]]] = {}
+    for concept, target, path in cell.tcav:
+        by_concept.setdefault(concept, []).append((target, path))
+    for concept, targets in by_concept.items():
+        rng = np.random.default_rng(s.seed)
+        labels = data[f"concept:{concept}"][train].astype(bool)
+        pos, neg = train[labels], train[~labels]
+        pos = pos[rng.permutation(len(pos))[: s.tcav_pool]]
+        neg = neg[rng.permutation(len(neg))[: s.tcav_pool]]
+        try:
+            cavs = fit_cavs(flat[pos], flat[neg], s.tcav_runs, s.seed, None if match is None else match[pos],
+                            None if match is None else match[neg], geometry=geometry)
+        except ValueError as error:
+            log.warning("no TCAV for %s at %s/%s: %s", concept, cell.run, cell.layer, error)
+            continue
+        common = {**base, "concept": concept, "n_train": len(pos) + len(neg)}
+        rows.append({**common, "metric": "cav_accuracy", "value": float(cavs.concept_accuracy.mean()),
+                     "ci_low": float(np.percentile(cavs.concept_accuracy, 2.5)),
+                     "ci_high": float(np.percentile(cavs.concept_accuracy, 97.5)), "control": "random_cav",
+                     "control_value": float(cavs.random_accuracy.mean()),
+                     "selectivity": float(cavs.concept_accuracy.mean() - cavs.random_accuracy.mean()), "n_test": 0})
+        for target, path in targets:
+            gradients = np.load(path)
+            result = tcav_test(cavs, gradients)
+            rows.append({**common, "metric": f"tcav_{target}", "value": result.score,
+                         "ci_low": float(np.percentile(result.concept_scores, 2.5)),
+                         "ci_high": float(np.percentile(result.concept_scores, 97.5)), "control": "random_cav",
+                         "control_value": result.random_score, "selectivity": result.score - result.random_score,
+                         "n_test": len(gradients), "p_value": result.p_value})
+    return rows
+
+
+def _run_cell(cell: _Cell) -> str:
+    acts = np.load(cell.activations)
+    data = np.load(cell.labels, allow_pickle=True)
+    concepts = [ConceptLabels(name, kind, data[f"concept:{name}"]) for name, kind in cell.concepts]
+    split = np.load(cell.split)
+    train, test = split["train"], split["test"]
+    s = cell.settings
+    rows = _cell_rows(cell.run, cell.step, cell.layer, cell.spatial, acts, concepts, data["groups"], data["keys"],
+                      (train, test), s.probes, s.seed, s.n_boot, s.max_components, s.spatial_positions)
+    if cell.tcav:
+        rows += _tcav_rows(cell, acts, data, train)
+    frame = pd.DataFrame(rows, columns=COLUMNS).assign(layer_index=cell.layer_index)
+    with atomic_target(cell.part, suffix=".parquet") as tmp:
         frame.to_parquet(tmp, index=False)
-    return part
+    return cell.part
+
+
+def _explained(concept: ConceptLabels, test: np.ndarray, indexed: bool, count: int, seed: int) -> np.ndarray:
+    """Held-out concept-positive inputs to explain (with a named output column when the target needs one)."""
+    rows = test[concept.labels[test].astype(bool)]
+    if indexed:
+        if concept.columns is None:
+            return rows[:0]
+        rows = rows[concept.columns[rows] >= 0]
+    return np.sort(np.random.default_rng(seed).permutation(rows)[:count])
+
+
+def _tcav_gradients(entry: ModelEntry, layer: str, inputs: np.ndarray, concepts: Sequence[ConceptLabels],
+                    test: np.ndarray, settings: SweepSettings, folder: Path) -> list[tuple[str, str, str]]:
+    """Gradients of the entry's TCAV targets at `layer` on each concept's explained inputs, saved to disk.
+
+    Targets that do not depend on the layer (e.g. the value head for a policy-head layer) are skipped.
+    """
+    out = []
+    for concept in concepts:
+        if concept.kind != "binary":
+            continue
+        for target, indexed in entry.tcav_targets.items():
+            rows = _explained(concept, test, indexed, settings.tcav_inputs, settings.seed)
+            if len(rows) < 2:
+                continue
+            path = folder / f"{layer}-{concept.name}-{target}.npy"
+            if not path.exists():
+                columns = concept.columns[rows] if indexed else None
+                grads = entry.gradients(inputs[rows], layer, target, columns)
+                if not np.any(grads):
+                    continue
+                with atomic_target(path, suffix=".npy") as tmp:
+                    np.save(tmp, np.asarray(grads, dtype=np.float32).reshape(len(rows), -1))
+            out.append((concept.name, target, str(path)))
+    return out
 
 
 def run_sweep(entries: Sequence[ModelEntry], inputs: np.ndarray, concepts: Sequence[ConceptLabels], groups: np.ndarray,
-              keys: np.ndarray, out_dir: str | Path, probes: Sequence[str] = ("linear",), jobs: int = 1, seed: int = 0,
-              n_boot: int = 200, progress: bool = True) -> Path:
+              keys: np.ndarray, out_dir: str | Path, settings: SweepSettings = SweepSettings(), jobs: int = 1,
+              match: np.ndarray | None = None, progress: bool = True) -> Path:
     """Run (or resume) a sweep; returns ``out_dir/results.parquet`` (columns `COLUMNS`).
 
     :param entries: the networks (checkpoints and model-shaped controls).
     :param inputs: network inputs, one per position.
-    :param concepts: labels and kinds.
+    :param concepts: labels and kinds (binary ones also get TCAV on entries with gradients).
     :param groups: game id per position.
     :param keys: canonical key per position (control-task consistency).
-    :param probes: "linear" (logistic or ridge by kind) and/or names in `probes.linear.PROBES`.
+    :param settings: probe types, controls, TCAV and resampling settings.
     :param jobs: parallel processes over cells.
+    :param match: a nuisance value per input (e.g. the ply) that TCAV negatives are matched on.
     """
     out = Path(out_dir)
     parts = out / "parts"
@@ -150,59 +333,69 @@ def run_sweep(entries: Sequence[ModelEntry], inputs: np.ndarray, concepts: Seque
     for c in concepts:
         if len(c.labels) != n:
             raise ValueError(f"concept {c.name!r} has {len(c.labels)} labels for {n} inputs")
-    if len(groups) != n or len(keys) != n:
-        raise ValueError(f"groups ({len(groups)}) and keys ({len(keys)}) must have one entry per input ({n})")
-    train, test = grouped_split(np.asarray(groups), seed=seed)
-    split_path = out / "split.npz"
-    labels_path = out / "labels.npz"
+        if c.columns is not None and len(c.columns) != n:
+            raise ValueError(f"concept {c.name!r} has {len(c.columns)} columns for {n} inputs")
+    if len(groups) != n or len(keys) != n or (match is not None and len(match) != n):
+        raise ValueError(f"groups ({len(groups)}), keys ({len(keys)}) and match must have one entry per input ({n})")
+    train, test = grouped_split(np.asarray(groups), seed=settings.seed)
+    split_path, labels_path = out / "split.npz", out / "labels.npz"
     with atomic_target(split_path, suffix=".npz") as tmp:
         np.savez(tmp, train=train, test=test)
     with atomic_target(labels_path, suffix=".npz") as tmp:
-        np.savez(tmp, groups=np.asarray(groups), keys=np.asarray(keys).astype(str),
+        extra = {} if match is None else {"match": np.asarray(match)}
+        np.savez(tmp, groups=np.asarray(groups), keys=np.asarray(keys).astype(str), **extra,
                  **{f"concept:{c.name}": np.asarray(c.labels) for c in concepts})
-    meta = [(c.name, c.kind) for c in concepts]
-    config_digest = hashlib.sha256(json.dumps([meta, list(probes), seed, n_boot, n]).encode()).hexdigest()[:12]
+    meta = tuple((c.name, c.kind) for c in concepts)
+    digest = settings.digest(meta, n)
     store = ActivationStore(out / "activations")
-    tasks = []
-    for entry in entries:
-        for layer, spatial in entry.layers:
-            part = parts / f"{entry.run}-{entry.step}-{layer}-{config_digest}.parquet".replace("/", "_")
-            if part.exists():
-                continue
-            store.get(entry.activations, inputs, [layer], entry.model_id, f"n{n}")
-            act_path = store.path(entry.model_id, layer, f"n{n}")
-            tasks.append((entry.run, entry.step, layer, spatial, str(act_path), str(labels_path), meta, str(split_path),
-                          tuple(probes), seed, n_boot, str(part)))
-    log.info("%d cells to fit", len(tasks))
-    iterator = _map(tasks, jobs)
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(iterator, total=len(tasks), desc="probe sweep", unit="cell")
-    for _ in iterator:
+    cells = []
+    for entry in tqdm(entries, desc="activations", unit="network", disable=not progress, leave=False):
+        pending = []
+        for index, (layer, spatial) in enumerate(entry.layers):
+            part = parts / f"{entry.run}-{entry.step}-{layer}-{digest}.parquet".replace("/", "_")
+            if not part.exists():
+                pending.append((index, layer, spatial, part))
+        if not pending:
+            continue
+        store.get(entry.activations, inputs, [layer for _, layer, _, _ in pending], entry.model_id, f"n{n}")
+        for index, layer, spatial, part in pending:
+            tcav = ()
+            if settings.tcav_runs and entry.gradients is not None and layer in entry.tcav_layers:
+                folder = store.path(entry.model_id, layer, f"n{n}").parent / f"gradients-{digest}"
+                tcav = tuple(_tcav_gradients(entry, layer, inputs, concepts, test, settings, folder))
+            cells.append(_Cell(entry.run, entry.step, layer, index, spatial, str(store.path(entry.model_id, layer, f"n{n}")),
+                               str(labels_path), str(split_path), meta, tcav, settings, str(part)))
+    log.info("%d cells to fit", len(cells))
+    for _ in tqdm(_map(cells, jobs), total=len(cells), desc="probe sweep", unit="cell", disable=not progress):
         pass
     baseline = []
     for c in concepts:
         if c.kind in POSITION_KINDS:
             for metric, value in majority_baseline(c.labels, c.kind, train, test).items():
                 baseline.append({"run": "baseline", "checkpoint_step": 0, "layer": "", "concept": c.name,
-                                 "probe": "majority", "metric": metric, "value": value, "ci_low": np.nan,
-                                 "ci_high": np.nan, "control": "", "control_value": np.nan, "selectivity": np.nan,
-                                 "n_train": len(train), "n_test": len(test)})
-    frames = [pd.read_parquet(p) for p in sorted(parts.glob(f"*-{config_digest}.parquet"))]
-    results = pd.concat(frames + [pd.DataFrame(baseline, columns=COLUMNS)], ignore_index=True)
+                                 "probe": "majority", "metric": metric, "value": value, "n_train": len(train),
+                                 "n_test": len(test)})
+    frames = [pd.read_parquet(p) for p in sorted(parts.glob(f"*-{digest}.parquet"))]
+    results = pd.concat([f for f in frames if len(f)] + [pd.DataFrame(baseline, columns=COLUMNS)], ignore_index=True)
+    tested = results["p_value"].notna().to_numpy()
+    results["q_value"] = np.nan
+    results["significant"] = pd.array([pd.NA] * len(results), dtype="boolean")
+    if tested.any():  # Benjamini-Hochberg over every TCAV test of the grid
+        q, significant = benjamini_hochberg(results.loc[tested, "p_value"].to_numpy())
+        results.loc[tested, "q_value"] = q
+        results.loc[tested, "significant"] = significant
     path = out / "results.parquet"
     with atomic_target(path, suffix=".parquet") as tmp:
         results.to_parquet(tmp, index=False)
     return path
 
 
-def _map(tasks: list, jobs: int):
-    if jobs <= 1 or len(tasks) <= 1:
-        for t in tasks:
-            yield _run_cell(t)
+def _map(cells: list, jobs: int):
+    if jobs <= 1 or len(cells) <= 1:
+        for cell in cells:
+            yield _run_cell(cell)
         return
     import multiprocessing as mp
 
     with mp.get_context("spawn").Pool(jobs) as pool:
-        yield from pool.imap_unordered(_run_cell, tasks)
+        yield from pool.imap_unordered(_run_cell, cells)

@@ -3,8 +3,10 @@
 Reads a run folder (scripts/train_agent.py) and a dataset folder (scripts/make_dataset.py),
 and writes SWEEP_DIR/results.parquet in long form (run, checkpoint_step, layer, concept,
 probe, metric, value, ci_low, ci_high, control, control_value, selectivity, n_train,
-n_test). Controls: control-task labels (selectivity), shuffled labels, majority baseline,
-3 random-weight networks, the raw input planes. Interrupted sweeps resume.
+n_test, p_value, q_value, significant). Controls: control-task labels (selectivity), shuffled
+labels, majority baseline, 3 random-weight networks, the raw input planes. TCAV for binary
+concepts (value head; policy logit of the column the concept names), negatives matched on
+the ply, Benjamini-Hochberg over the grid. Interrupted sweeps resume.
 
     python scripts/make_dataset.py --n 5000 --out data/c4_5k --min-ply 8 --concepts win_in_1,n_threats_me,...
     python scripts/probe_sweep.py --run runs/connect4-seed0 --dataset data/c4_5k
@@ -24,9 +26,10 @@ app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode=None)
 
 @app.command()
 def main(
-    run: Path = typer.Option(..., help="run folder with checkpoints/ and config.json"),
+    run: list[Path] = typer.Option(..., help="run folder with checkpoints/ and config.json; repeat it to sweep "
+                                        "several runs (e.g. the agent and the reference network) on one grid"),
     dataset: Path = typer.Option(..., help="dataset folder with positions.parquet and manifest.json"),
-    out: Optional[Path] = typer.Option(None, help="sweep folder [default: RUN/sweep-DATASETNAME]"),
+    out: Optional[Path] = typer.Option(None, help="sweep folder [default: FIRST_RUN/sweep-DATASETNAME]"),
     concepts: Optional[str] = typer.Option(None, help="comma-separated concepts (default: every probe-able one)"),
     max_positions: int = typer.Option(5000, help="use at most this many positions (whole games kept)"),
     probes: str = typer.Option("linear", help="comma-separated: linear (logistic/ridge by kind), l1, mlp"),
@@ -34,6 +37,10 @@ def main(
     random_seeds: int = typer.Option(3, help="random-weight control networks"),
     jobs: int = typer.Option(2, help="parallel processes"),
     seed: int = typer.Option(0, help="seed of the split, control tasks and bootstraps"),
+    max_components: int = typer.Option(256, help="principal directions a linear probe sees (0: all)"),
+    spatial_positions: int = typer.Option(4000, help="positions used by per-square probes (0: all)"),
+    tcav_runs: int = typer.Option(50, help="concept and random CAVs per TCAV test (0: no TCAV)"),
+    tcav_inputs: int = typer.Option(200, help="held-out positives explained per TCAV test"),
 ) -> None:
     import numpy as np
     import pandas as pd
@@ -44,15 +51,23 @@ def main(
     import games
     from agents.probing import run_entries
     from agents.selfplay import game_of_run
-    from probes.sweep import ConceptLabels, run_sweep
+    from games.concepts import concepts as registered_concepts
+    from games.concepts import label
+    from probes.sweep import ConceptLabels, SweepSettings, run_sweep
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(1)
     console = Console()
-    for need in (run / "config.json", dataset / "positions.parquet", dataset / "manifest.json"):
+    runs = run
+    for need in [r / "config.json" for r in runs] + [dataset / "positions.parquet", dataset / "manifest.json"]:
         if not need.exists():
             raise typer.BadParameter(f"{need} does not exist")
-    game = game_of_run(run)
+    if len({r.name for r in runs}) != len(runs):
+        raise typer.BadParameter(f"runs must have distinct folder names, got {[r.name for r in runs]}")
+    game = game_of_run(runs[0])
+    for other in runs[1:]:
+        if repr(game_of_run(other)) != repr(game):
+            raise typer.BadParameter(f"{other} is a run of {game_of_run(other)!r}, {runs[0]} of {game!r}")
     manifest = json.loads((dataset / "manifest.json").read_text())
     data_game = games.get(manifest["game"], **manifest.get("game_kwargs", {}))
     if repr(data_game) != repr(game):
@@ -74,6 +89,8 @@ def main(
     unknown = [c for c in wanted if c not in kinds]
     if unknown:
         raise typer.BadParameter(f"concepts {unknown} are not in {dataset}; it has {sorted(kinds)}")
+    states = [game.parse(t) for t in df["moves"]]
+    registry = registered_concepts(game.name)
     chosen = []
     for name in wanted:
         if kinds[name] == "per_column":
@@ -85,19 +102,37 @@ def main(
         if kinds[name] in ("binary", "categorical") and len(np.unique(values)) < 2:
             console.print(f"skipping {name}: a single class in this dataset")
             continue
-        chosen.append(ConceptLabels(name, kinds[name], values))
-    states = [game.parse(t) for t in df["moves"]]
+        columns = None  # the output column a concept names (e.g. the winning move), for the policy-logit TCAV target
+        column_concept = registry[name].params.get("columns") if name in registry else None
+        if column_concept:
+            per_column = label(game, states, [column_concept])[column_concept]
+            columns = np.where(per_column.any(axis=1), per_column.argmax(axis=1), -1)
+        chosen.append(ConceptLabels(name, kinds[name], values, columns))
     inputs = np.stack([game.observation(s) for s in states])
     keys = np.array([str(game.canonical_key(s)) for s in states])
-    entries = run_entries(run, checkpoints=checkpoints or None, random_seeds=random_seeds)
-    out = out or run / f"sweep-{dataset.name}"
+    entries = []
+    for i, r in enumerate(runs):  # model-shaped controls once, with the first run's architecture
+        entries += run_entries(r, checkpoints=checkpoints or None, random_seeds=random_seeds if i == 0 else 0,
+                               include_input=i == 0)
+    out = out or runs[0] / f"sweep-{dataset.name}"
     console.print(f"{len(entries)} networks x layers x {len(chosen)} concepts on {len(df)} positions "
                   f"({df['game_id'].nunique()} games) -> {out}")
-    path = run_sweep(entries, inputs, chosen, df["game_id"].to_numpy(), keys, out,
-                     probes=[p.strip() for p in probes.split(",")], jobs=jobs, seed=seed)
+    settings = SweepSettings(tuple(p.strip() for p in probes.split(",")), seed, 200, max_components or None,
+                             spatial_positions or None, tcav_runs, tcav_inputs)
+    from dataclasses import asdict
+
+    from games.atomic import atomic_write_text
+
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(json.dumps({"runs": [str(r.resolve()) for r in runs], "dataset": str(dataset.resolve()),
+                                  "positions": len(df), "games": int(df["game_id"].nunique()),
+                                  "settings": asdict(settings)}, indent=1), out / "sweep.json")
+    path = run_sweep(entries, inputs, chosen, df["game_id"].to_numpy(), keys, out, settings, jobs=jobs,
+                     match=df["ply"].to_numpy() if "ply" in df else None)
     results = pd.read_parquet(path)
-    last = results["checkpoint_step"][results["run"] == run.name].max()
-    final = results[(results["run"] == run.name) & (results["checkpoint_step"] == last) & (results["probe"] == "linear")]
+    name = runs[0].name
+    last = results["checkpoint_step"][results["run"] == name].max()
+    final = results[(results["run"] == name) & (results["checkpoint_step"] == last) & (results["probe"] == "linear")]
     final = final[final["metric"].isin(["balanced_accuracy", "r2"])]
     table = Table(title=f"best layer per concept at step {last:,} (linear probe, held-out games)")
     for column in ("concept", "metric", "best layer", "value", "selectivity", "random-weight best", "input"):
@@ -111,7 +146,7 @@ def main(
         table.add_row(concept, best["metric"], best["layer"], f"{best['value']:.3f}", f"{best['selectivity']:.3f}",
                       f"{random_best:.3f}", f"{raw:.3f}")
     console.print(table)
-    console.print(f"results: {path}")
+    console.print(f"results: {path}\nreport:  python scripts/probe_report.py {out}")
 
 
 if __name__ == "__main__":

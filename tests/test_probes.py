@@ -161,22 +161,32 @@ def test_benjamini_hochberg_matches_a_hand_computed_example():
 def test_sweep_writes_long_form_results_with_controls_and_resumes(boards, tmp_path):
     import pandas as pd
 
-    from probes.sweep import COLUMNS, ConceptLabels, ModelEntry, run_sweep
+    from probes.sweep import COLUMNS, ConceptLabels, ModelEntry, SweepSettings, run_sweep
+    from probes.tcav import layer_gradients
 
     x, y, games = boards
     x, y, games = x[:600], y[:600], games[:600]
-    entries = [
-        ModelEntry("planted", 100, "planted", hooked_activations(PlantedNet(planted=True), ["hidden"]), [("hidden", False)]),
-        ModelEntry("random-0", 0, "random-0", hooked_activations(PlantedNet(planted=False), ["hidden"]), [("hidden", False)]),
-        ModelEntry("input", 0, "input", lambda inputs: {"planes": inputs}, [("planes", True)]),
-    ]
+
+    def entry(run: str, net: nn.Module) -> ModelEntry:
+        def gradients(inputs, layer, target, columns):
+            assert target == "out" and columns is None
+            return layer_gradients(net, layer, inputs, target=lambda out: out[:, 0])
+        return ModelEntry(run, 100, run, hooked_activations(net, ["hidden"]), [("hidden", False)], gradients,
+                          {"out": False}, ["hidden"])
+
+    planted = PlantedNet(planted=True)
+    with torch.no_grad():
+        planted.head.weight[0, 16] = 2.0  # the output grows with the concept unit
+    entries = [entry("planted", planted), entry("random-0", PlantedNet(planted=False)),
+               ModelEntry("input", 0, "input", lambda inputs: {"planes": inputs}, [("planes", True)])]
+    settings = SweepSettings(n_boot=20, tcav_runs=10)
     concepts = [ConceptLabels("parity", "binary", y),
                 ConceptLabels("stones", "count", x.reshape(len(x), -1).sum(axis=1)),
                 ConceptLabels("mine", "spatial", x[:, 0].reshape(len(x), -1).astype(int))]
     keys = np.arange(len(x))
-    path = run_sweep(entries, x, concepts, games, keys, tmp_path / "sweep", n_boot=20, progress=False)
+    path = run_sweep(entries, x, concepts, games, keys, tmp_path / "sweep", settings, progress=False)
     df = pd.read_parquet(path)
-    assert list(df.columns) == COLUMNS
+    assert list(df.columns) == COLUMNS + ["q_value", "significant"]
     cell = df[(df.run == "planted") & (df.concept == "parity") & (df.probe == "linear") & (df.metric == "accuracy")]
     assert cell.value.item() > 0.95 and cell.selectivity.item() > 0.3
     rand = df[(df.run == "random-0") & (df.concept == "parity") & (df.probe == "linear") & (df.metric == "accuracy")]
@@ -187,8 +197,14 @@ def test_sweep_writes_long_form_results_with_controls_and_resumes(boards, tmp_pa
     assert spatial.value.item() > 0.99  # the per-square probe reads the plane directly
     assert not len(df[(df.run == "planted") & (df.concept == "mine")])  # spatial concepts need spatial layers
     assert set(df[df.run == "baseline"].probe) == {"majority"}
+    tcav = df[(df.probe == "tcav") & (df.metric == "tcav_out")].set_index("run")
+    assert set(tcav.index) == {"planted", "random-0"}  # binary concepts only, entries with gradients only
+    assert tcav.loc["planted", "significant"] and tcav.loc["planted", "value"] > 0.9
+    assert tcav["q_value"].notna().all() and (tcav["q_value"] >= tcav["p_value"] - 1e-12).all()
+    cav = df[(df.probe == "tcav") & (df.metric == "cav_accuracy")].set_index("run")
+    assert cav.loc["planted", "value"] > 0.9 and cav.loc["random-0", "value"] < 0.7
     mtimes = {p: p.stat().st_mtime for p in (tmp_path / "sweep" / "parts").iterdir()}
-    run_sweep(entries, x, concepts, games, keys, tmp_path / "sweep", n_boot=20, progress=False)  # resumes: no refit
+    run_sweep(entries, x, concepts, games, keys, tmp_path / "sweep", settings, progress=False)  # resumes: no refit
     assert {p: p.stat().st_mtime for p in (tmp_path / "sweep" / "parts").iterdir()} == mtimes
     with pytest.raises(ValueError, match="labels for"):
         run_sweep(entries, x, [ConceptLabels("bad", "binary", y[:10])], games, keys, tmp_path / "bad", progress=False)

@@ -104,12 +104,12 @@ def _features(game, states, cache: dict) -> _Features:
 
 
 # ------------------------------------------------------------------------------ static concepts
-def _static(name: str, kind: str, perspective: str, doc: str, tier: str = "static"):
+def _static(name: str, kind: str, perspective: str, doc: str, tier: str = "static", params: dict | None = None):
     """Register `fn(features) -> labels` as a concept computed from the batch's bitmaps."""
 
     def decorator(fn):
         register_concept(GAME, Concept(name, kind, perspective, tier, doc,
-                                       lambda game, states, cache: fn(_features(game, states, cache))))
+                                       lambda game, states, cache: fn(_features(game, states, cache)), params or {}))
         return fn
 
     return decorator
@@ -130,14 +130,32 @@ def _threats_opp_map(f):
     return _spatial(f.w_opp, f.t)
 
 
-@_static("win_in_1", "binary", "me", "I can complete four with my next move.")
+@_static("win_in_1", "binary", "me", "I can complete four with my next move.", params={"columns": "winning_moves"})
 def _win_in_1(f):
     return f.win_now
 
 
-@_static("forced_block", "binary", "opp", "I cannot win at once and the opponent has a playable threat I must block.")
+@_static("forced_block", "binary", "opp", "I cannot win at once and the opponent has a playable threat I must block.",
+         params={"columns": "blocking_moves"})
 def _forced_block(f):
     return ~f.win_now & (f.opp_now != 0)
+
+
+@_static("winning_moves", "per_column", "me", "Legal columns that complete four of mine at once.")
+def _winning_moves(f):
+    out = np.zeros((f.cur.size, f.t["columns"].size), dtype=bool)
+    for c, (col, bottom) in enumerate(zip(f.t["columns"], f.t["bottoms"])):
+        out[:, c] = (((f.mask + bottom) & col) & f.w_me) != 0
+    return out
+
+
+@_static("blocking_moves", "per_column", "opp",
+         "When I cannot win at once: legal columns that take a square where the opponent would complete four.")
+def _blocking_moves(f):
+    out = np.zeros((f.cur.size, f.t["columns"].size), dtype=bool)
+    for c, (col, bottom) in enumerate(zip(f.t["columns"], f.t["bottoms"])):
+        out[:, c] = ((((f.mask + bottom) & col) & f.w_opp) != 0) & ~f.win_now
+    return out
 
 
 @_static("lost_in_1", "binary", "opp", "I cannot win at once and the opponent has two or more playable threats.")

@@ -1,0 +1,159 @@
+"""Causal tracing (Meng et al. 2022): where along layers and positions is a fact recalled?
+
+Corrupt the subject tokens' input embeddings with Gaussian noise (std = `noise_scale` × the
+std of the embedding matrix), then restore one clean block output (residual stream after
+block L) at one position and measure how much of P(true object) comes back. Grids are
+``[layer, position]``; `causal_trace_cases` averages them over facts by position class
+(first / middle / last subject token, first after the subject, later tokens, last token).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from lm_interp.editing import _unwrap, blocks_of, forward_logits, prompt_ids, target_ids
+
+POSITION_CLASSES = ("first subject", "middle subject", "last subject", "first after", "further", "last")
+
+
+def _subject_span(lm, text: str, subject: str) -> tuple[int, int]:
+    """Token indices [start, end) of the subject in `text` (BOS convention included)."""
+    start = text.lower().find(subject.lower())
+    if start < 0:
+        raise ValueError(f"subject {subject!r} not found in {text!r}")
+    tok, bos = lm.tokenizer, lm.prepend_bos
+    head = len(tok(text[:start].rstrip(), add_special_tokens=False)["input_ids"]) if start else 0
+    end = len(tok(text[:start + len(subject)], add_special_tokens=False)["input_ids"])
+    return head + int(bos), end + int(bos)
+
+
+def causal_trace(lm, prompt: str, subject: str, target: str, n_samples: int = 5, noise_scale: float = 3.0,
+                 seed: int = 0) -> dict:
+    """Restoration grid of one fact: ``{"p_clean", "p_corrupt", "p_restored" [layer, pos], "tokens", "subject"}``."""
+    hf = lm.hf_model
+    blocks = [_unwrap(b) for b in blocks_of(hf)[0]]
+    emb = _unwrap(hf.get_input_embeddings())
+    ids = prompt_ids(lm.tokenizer, prompt, lm.prepend_bos)
+    s0, s1 = _subject_span(lm, prompt, subject)
+    tgt = target_ids(lm.tokenizer, target)[0]
+    n_pos, n_layers = len(ids), len(blocks)
+    std = float(emb.weight.detach().std()) * noise_scale
+    gen = torch.Generator().manual_seed(seed)
+    noise = torch.randn(n_samples, s1 - s0, emb.weight.shape[1], generator=gen) * std
+    clean: list[torch.Tensor] = []
+
+    def keep(_m, _i, out):
+        clean.append((out[0] if isinstance(out, tuple) else out).detach())
+
+    tokens = torch.tensor([ids])
+    with torch.no_grad():
+        handles = [b.register_forward_hook(keep) for b in blocks]
+        try:
+            p_clean = float(forward_logits(hf, tokens)[0, -1].softmax(-1)[tgt])
+        finally:
+            for h in handles:
+                h.remove()
+
+    def noisy_run(rows: int, restore: tuple[int, torch.Tensor] | None) -> torch.Tensor:
+        reps = rows // n_samples
+
+        def add_noise(_m, _i, out):
+            out = out.clone()
+            out[:, s0:s1] += noise.repeat(reps, 1, 1).to(out.dtype)
+            return out
+
+        handles = [emb.register_forward_hook(add_noise)]
+        if restore is not None:
+            layer, positions = restore
+
+            def put_back(_m, _i, out):
+                hidden = out[0] if isinstance(out, tuple) else out
+                hidden = hidden.clone()
+                idx = positions.repeat_interleave(n_samples)
+                hidden[torch.arange(rows), idx] = clean[layer][0, idx]
+                return (hidden,) + tuple(out[1:]) if isinstance(out, tuple) else hidden
+
+            handles.append(blocks[layer].register_forward_hook(put_back))
+        try:
+            with torch.no_grad():
+                probs = forward_logits(hf, tokens.repeat(rows, 1))[:, -1].float().softmax(-1)[:, tgt]
+        finally:
+            for h in handles:
+                h.remove()
+        return probs
+
+    p_corrupt = float(noisy_run(n_samples, None).mean())
+    grid = np.zeros((n_layers, n_pos))
+    positions = torch.arange(n_pos)
+    for layer in range(n_layers):
+        probs = noisy_run(n_pos * n_samples, (layer, positions))
+        grid[layer] = probs.view(n_pos, n_samples).mean(1).numpy()
+    return {"p_clean": p_clean, "p_corrupt": p_corrupt, "p_restored": grid.tolist(), "subject_span": [s0, s1],
+            "tokens": lm.tokenizer.convert_ids_to_tokens(ids), "prompt": prompt, "target": target}
+
+
+def position_classes(n_pos: int, s0: int, s1: int) -> list[int]:
+    """The `POSITION_CLASSES` index of every position of a prompt with subject tokens [s0, s1)."""
+    out = []
+    for t in range(n_pos):
+        if t == n_pos - 1:
+            out.append(5)
+        elif s0 <= t < s1:
+            out.append(0 if t == s0 else (2 if t == s1 - 1 else 1))
+        elif t == s1:
+            out.append(3)
+        elif t > s1:
+            out.append(4)
+        else:
+            out.append(-1)  # before the subject: not shown
+    return out
+
+
+def causal_trace_cases(lm, cases: Sequence, n_samples: int = 5, seed: int = 0, progress: bool = True) -> dict:
+    """Mean indirect effect ``P(restored) − P(corrupt)`` by (position class, layer) over `cases`' true facts."""
+    items = list(cases)
+    if progress:
+        from tqdm.auto import tqdm
+
+        items = tqdm(items, desc="causal tracing", unit="fact", leave=False)
+    traces, sums, counts = [], None, None
+    for case in items:
+        r = case.request
+        tr = causal_trace(lm, r.prompt, r.subject, r.target_true, n_samples=n_samples, seed=seed)
+        grid = np.asarray(tr["p_restored"]) - tr["p_corrupt"]
+        n_layers, n_pos = grid.shape
+        if sums is None:
+            sums, counts = np.zeros((len(POSITION_CLASSES), n_layers)), np.zeros(len(POSITION_CLASSES))
+        for t, c in enumerate(position_classes(n_pos, *tr["subject_span"])):
+            if c >= 0:
+                sums[c] += grid[:, t]
+                counts[c] += 1
+        traces.append(tr)
+    mean = sums / np.maximum(counts, 1)[:, None]
+    return {"position_classes": list(POSITION_CLASSES), "effect": mean.tolist(), "traces": traces,
+            "noise_scale": 3.0, "n_samples": n_samples}
+
+
+def plot_trace(trace: dict, path, title: str) -> None:
+    """Heatmap of the mean indirect effect (position class x layer), written atomically as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from games.atomic import atomic_target
+
+    effect = np.asarray(trace["effect"])
+    fig, ax = plt.subplots(figsize=(max(5, 0.3 * effect.shape[1] + 2), 3.2))
+    im = ax.imshow(effect, aspect="auto", cmap="Purples")
+    ax.set_yticks(range(len(trace["position_classes"])), trace["position_classes"])
+    ax.set_xlabel("layer (block output restored)")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, label="P(true) restored − corrupted")
+    fig.tight_layout()
+    with atomic_target(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=120)
+    plt.close(fig)

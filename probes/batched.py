@@ -1,0 +1,245 @@
+"""Many linear probes on one feature matrix at once: the fast path behind `fit_probe` and sweeps.
+
+A sweep cell fits dozens of probes on the same activations (every concept, its control
+task, its shuffled labels). Fitting them one scikit-learn estimator at a time repeats the
+expensive part - the geometry of the features - for every label vector. Here it is done
+once per feature matrix:
+
+* features are standardised on the train rows, then rotated into the eigenbasis of their
+  covariance and whitened (``z = x V diag(lambda)^-1/2``); directions with (numerically) no
+  variance are dropped. This is a reparametrisation, not an approximation: the L2 penalty
+  is carried over exactly (``||w||^2 = sum_j u_j^2 / lambda_j``), so solutions equal those of
+  `sklearn.linear_model.LogisticRegression` / `Ridge` on the standardised features (tested).
+* **logistic** (L2; binary concepts, categorical ones one-vs-rest): every target is a column
+  of one batched problem solved by L-BFGS in torch, warm-started along an ascending path
+  of C. C is chosen per target by the held-out log loss of an inner cross-validation
+  grouped by game, then each target is refitted on all train rows at its own C.
+* **ridge** (counts and continuous values): closed form from one eigendecomposition per
+  inner fold; alpha chosen per target by the folds' mean squared error.
+
+The objective is sklearn's (``0.5 ||w||^2 + C sum loss`` for logistic, ``||y - Xw - b||^2 +
+alpha ||w||^2`` for ridge), so C and alpha mean what they mean there. Float32 torch for
+the logistic solves, float64 numpy for the geometry.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+import torch
+from sklearn.model_selection import GroupKFold
+
+log = logging.getLogger(__name__)
+
+C_GRID = tuple(np.logspace(-3, 2, 6))
+ALPHA_GRID = tuple(np.logspace(-2, 5, 8))
+VARIANCE_FLOOR = 1e-6  # eigen-directions below this fraction of the largest variance are dropped
+
+
+@dataclass
+class Standardiser:
+    """Train-split mean and scale of each feature (constant features get scale 1)."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def fit(cls, x: np.ndarray) -> "Standardiser":
+        mean = x.mean(axis=0)
+        scale = x.std(axis=0)
+        scale[scale < 1e-12] = 1.0
+        return cls(mean, scale)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return (x - self.mean) / self.scale
+
+
+@dataclass
+class Whitening:
+    """Eigenbasis of the standardised train features: ``z = x_std @ basis`` has unit variance.
+
+    ``basis = V diag(lambda)^-1/2`` over the kept directions; `variances` are the kept
+    eigenvalues (a weight ``w`` in standardised units is ``V diag(lambda)^-1/2 u``).
+    """
+
+    basis: np.ndarray  # [d, k]
+    variances: np.ndarray  # [k]
+    vectors: np.ndarray  # [d, k] orthonormal eigenvectors (principal directions)
+
+    @classmethod
+    def fit(cls, x_std: np.ndarray, max_components: int | None = None) -> "Whitening":
+        n, d = x_std.shape
+        x32 = x_std.astype(np.float32)
+        cov = (x32.T @ x32).astype(np.float64) / n  # float32 product: half the time, ample for a basis
+        if max_components is not None and max_components < d:  # only the leading directions
+            lam, vec = scipy.linalg.eigh(cov, subset_by_index=[d - max_components, d - 1])
+        else:
+            lam, vec = np.linalg.eigh(cov)
+        lam, vec = lam[::-1], vec[:, ::-1]
+        keep = lam > VARIANCE_FLOOR * max(lam[0], 1e-12)
+        if max_components is not None:
+            keep &= np.arange(len(lam)) < max_components
+        lam, vec = lam[keep], vec[:, keep]
+        return cls(vec / np.sqrt(lam), lam, vec)
+
+    def weights(self, u: np.ndarray) -> np.ndarray:
+        """Weights in standardised feature units of whitened-space weights ``u`` ([k, T] -> [d, T])."""
+        return self.basis @ u
+
+
+def inner_folds(groups: np.ndarray, folds: int = 3) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Grouped K-fold splits of the train rows (at most one fold per group)."""
+    k = min(folds, len(np.unique(groups)))
+    if k < 2:
+        raise ValueError("inner cross-validation needs train positions from at least two games")
+    return list(GroupKFold(n_splits=k).split(np.zeros(len(groups)), groups=groups))
+
+
+# ----------------------------------------------------------------------------- logistic
+
+
+def _lbfgs_logistic(z: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, penalty: torch.Tensor,
+                    init: tuple[torch.Tensor, torch.Tensor] | None, max_iter: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Minimise, for every column t at once, mean_w logloss + sum_j u_jt^2 * penalty_jt.
+
+    :param z: [n, k] whitened features; y, weight: [n, T]; penalty: [k, T] (already
+        divided by the weighted row count and C).
+    """
+    k, t = z.shape[1], y.shape[1]
+    u = torch.zeros(k, t, dtype=z.dtype) if init is None else init[0].clone()
+    b = torch.zeros(t, dtype=z.dtype) if init is None else init[1].clone()
+    u.requires_grad_(True)
+    b.requires_grad_(True)
+    norm = weight.sum(0).clamp(min=1.0)
+    optimizer = torch.optim.LBFGS([u, b], lr=1.0, max_iter=max_iter, history_size=20, tolerance_grad=1e-6,
+                                  tolerance_change=1e-10, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        logits = z @ u + b
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y, weight=weight, reduction="none")
+        total = (loss.sum(0) / norm).sum() + (u * u * penalty).sum()
+        total.backward()
+        return total
+
+    optimizer.step(closure)
+    return u.detach(), b.detach()
+
+
+def _log_loss(logits: torch.Tensor, y: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y, weight=weight, reduction="none")
+    return loss.sum(0) / weight.sum(0).clamp(min=1.0)
+
+
+@dataclass
+class LogisticFit:
+    """Fitted binary logistic probes, one per target column, in standardised feature units."""
+
+    coef: np.ndarray  # [d, T]
+    intercept: np.ndarray  # [T]
+    C: np.ndarray  # [T] inverse regularisation strengths used
+
+
+def fit_logistic_many(x_std: np.ndarray, y: np.ndarray, groups: np.ndarray, whitening: Whitening | None = None,
+                      weight: np.ndarray | None = None, C: np.ndarray | float | None = None,
+                      tie: np.ndarray | None = None, Cs: tuple[float, ...] = C_GRID, folds: int = 3,
+                      max_iter: int = 100) -> LogisticFit:
+    """L2 logistic regression for every column of `y` (0/1) on the same standardised features.
+
+    :param x_std: [n, d] standardised train features.
+    :param y: [n, T] binary targets.
+    :param groups: [n] game ids for the inner folds.
+    :param weight: optional [n, T] row weights per target (0 excludes a row from a target).
+    :param C: per-column C (NaN: choose it by grouped inner CV over `Cs`); a scalar applies to
+        every column; None chooses every column's C by CV.
+    :param tie: per column, the index of another column whose chosen C it reuses (-1: none),
+        e.g. a control task fitted with its concept's hyperparameters (Hewitt & Liang).
+    """
+    whitening = whitening or Whitening.fit(x_std)
+    n = len(x_std)
+    y = np.asarray(y, dtype=np.float32).reshape(n, -1)
+    weight = np.ones_like(y) if weight is None else np.asarray(weight, dtype=np.float32).reshape(y.shape)
+    targets = y.shape[1]
+    C = np.full(targets, np.nan) if C is None else np.broadcast_to(np.asarray(C, dtype=np.float64), (targets,)).copy()
+    z = torch.from_numpy((x_std @ whitening.basis).astype(np.float32))
+    yt, wt = torch.from_numpy(y), torch.from_numpy(weight)
+    inv_var = torch.from_numpy((1.0 / whitening.variances).astype(np.float32))[:, None]
+
+    def penalty(c: np.ndarray, rows_weight: torch.Tensor) -> torch.Tensor:
+        # sklearn's 0.5 ||w||^2 + C sum(loss), divided by the (weighted) row count
+        per_target = torch.from_numpy((0.5 / c).astype(np.float32))
+        return inv_var * (per_target / rows_weight.sum(0).clamp(min=1.0))[None, :]
+
+    tie = np.full(targets, -1) if tie is None else np.asarray(tie)
+    choose = np.flatnonzero(np.isnan(C) & (tie < 0))
+    if len(choose):
+        grid = np.sort(np.asarray(Cs, dtype=np.float64))
+        held_out_loss = np.zeros((len(grid), len(choose)))
+        cols = torch.from_numpy(choose)
+        for fit_rows, val_rows in inner_folds(groups, folds):
+            fr, vr = torch.from_numpy(fit_rows), torch.from_numpy(val_rows)
+            zf, yf, wf = z[fr], yt[fr][:, cols], wt[fr][:, cols]
+            init = None
+            for ci, c in enumerate(grid):  # ascending C, warm-started
+                init = _lbfgs_logistic(zf, yf, wf, penalty(np.full(len(choose), c), wf), init, max_iter)
+                with torch.no_grad():
+                    held_out_loss[ci] += _log_loss(z[vr] @ init[0] + init[1], yt[vr][:, cols], wt[vr][:, cols]).numpy()
+        C[choose] = grid[np.argmin(held_out_loss, axis=0)]
+    C[tie >= 0] = C[tie[tie >= 0]]
+    u, b = _lbfgs_logistic(z, yt, wt, penalty(C, wt), None, max_iter * 3)
+    return LogisticFit(whitening.weights(u.numpy().astype(np.float64)), b.numpy().astype(np.float64), C)
+
+
+# ----------------------------------------------------------------------------- ridge
+
+
+@dataclass
+class RidgeFit:
+    """Fitted ridge probes, one per target column, in standardised feature units."""
+
+    coef: np.ndarray  # [d, T]
+    intercept: np.ndarray  # [T]
+    alpha: np.ndarray  # [T]
+
+
+def _ridge_path(x: np.ndarray, y: np.ndarray, alphas: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Centred ridge solutions for every alpha: (x mean, y mean, [coef [d, T] per alpha])."""
+    mx, my = x.mean(axis=0), y.mean(axis=0)
+    xc = x - mx
+    lam, vec = np.linalg.eigh(xc.T @ xc)
+    lam = np.clip(lam, 0.0, None)
+    projected = vec.T @ (xc.T @ (y - my))
+    return mx, my, [vec @ (projected / (lam + a)[:, None]) for a in alphas]
+
+
+def fit_ridge_many(x: np.ndarray, y: np.ndarray, groups: np.ndarray, alpha: np.ndarray | float | None = None,
+                   tie: np.ndarray | None = None, alphas: tuple[float, ...] = ALPHA_GRID, folds: int = 3) -> RidgeFit:
+    """Ridge regression for every column of `y`.
+
+    :param alpha: per-column alpha (NaN: choose by grouped inner CV on mean squared error
+        over `alphas`); a scalar applies to every column; None chooses every column's.
+    :param tie: per column, the index of another column whose chosen alpha it reuses (-1: none).
+    """
+    n = len(x)
+    y = np.asarray(y, dtype=np.float64).reshape(n, -1)
+    targets = y.shape[1]
+    alpha = (np.full(targets, np.nan) if alpha is None
+             else np.broadcast_to(np.asarray(alpha, dtype=np.float64), (targets,)).copy())
+    tie = np.full(targets, -1) if tie is None else np.asarray(tie)
+    choose = np.flatnonzero(np.isnan(alpha) & (tie < 0))
+    if len(choose):
+        errors = np.zeros((len(alphas), len(choose)))
+        for fit_rows, val_rows in inner_folds(groups, folds):
+            mx, my, path = _ridge_path(x[fit_rows], y[fit_rows][:, choose], alphas)
+            xv = x[val_rows] - mx
+            for ai, coef in enumerate(path):
+                errors[ai] += ((xv @ coef + my - y[val_rows][:, choose]) ** 2).mean(axis=0)
+        alpha[choose] = np.asarray(alphas)[np.argmin(errors, axis=0)]
+    alpha[tie >= 0] = alpha[tie[tie >= 0]]
+    levels = np.unique(alpha)
+    mx, my, path = _ridge_path(x, y, tuple(levels))
+    coef = np.stack([path[int(np.searchsorted(levels, alpha[t]))][:, t] for t in range(targets)], axis=1)
+    return RidgeFit(coef, my - mx @ coef, alpha)

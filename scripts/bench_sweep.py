@@ -1,0 +1,137 @@
+"""Probe-sweep cost: the default sweep of one training run, timed end to end, plus probe fidelity.
+
+Runs the user command ``scripts/probe_sweep.py`` on defaults (every checkpoint, every named
+layer, 3 random-weight networks and the input planes, every probe-able concept of the
+dataset with control task, shuffled labels, majority baseline, TCAV with 50 concept and 50
+random CAVs per test) on a 20,000-position dataset, and reports the wall time. The dataset
+(static, short-search and Allis-rule concepts; solver labels of 20k early positions would
+dominate the cost and are a labelling benchmark, `bench_labeling.py`) is built first if it
+is missing, and not timed.
+
+Fidelity: one trunk cell is fitted with all principal directions and with the sweep's
+default of 256; the report gives both times and the metric differences.
+
+    python scripts/bench_sweep.py --run runs/connect4-seed0
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode=None)
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results" / "bench_sweep.json"
+
+
+def _fidelity(run: Path, dataset: Path, positions: int, layer: str, seed: int) -> dict:
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    import games
+    from agents.checkpoints import list_checkpoints
+    from agents.probing import run_entries
+    from probes.activations import as_flat
+    from probes.controls import control_task_labels
+    from probes.linear import Target, fit_probes, grouped_split
+
+    torch.set_num_threads(1)
+    manifest = json.loads((dataset / "manifest.json").read_text())
+    kinds = {c["name"]: c["kind"] for c in manifest["concept_metadata"]}
+    df = pd.read_parquet(dataset / "positions.parquet").iloc[:positions]
+    game = games.get(manifest["game"], **manifest.get("game_kwargs", {}))
+    states = [game.parse(t) for t in df["moves"]]
+    inputs = np.stack([game.observation(s) for s in states])
+    keys = np.array([str(game.canonical_key(s)) for s in states])
+    groups = df["game_id"].to_numpy()
+    entry = run_entries(run, checkpoints=1, random_seeds=0, include_input=False)[0]
+    features = as_flat(entry.activations(inputs)[layer])
+    names = [n for n, k in kinds.items() if k in ("binary", "categorical", "count")]
+    targets = []
+    for name in names:
+        y = df[name].to_numpy()
+        task = len(targets)
+        targets += [Target(y, kinds[name]), Target(control_task_labels(keys, y, seed), kinds[name], False, task)]
+    split = grouped_split(groups, seed=seed)
+    report = {"layer": layer, "checkpoint": int(list_checkpoints(run)[-1][0]), "positions": len(df),
+              "features": int(features.shape[1]), "concepts": len(names)}
+    scores = {}
+    for components in (None, 256):
+        start = time.perf_counter()
+        scores[components] = fit_probes(features, targets, groups, split=split, seed=seed, n_boot=200,
+                                        max_components=components)
+        report[f"seconds_{components or 'all'}"] = round(time.perf_counter() - start, 1)
+    diffs = {}
+    for i, name in enumerate(names):
+        full, reduced = scores[None][2 * i], scores[256][2 * i]
+        metric = "r2" if "r2" in full.metrics else "balanced_accuracy"
+        diffs[name] = {"metric": metric, "all": round(full[metric], 4), "pc256": round(reduced[metric], 4)}
+    gaps = np.array([d["all"] - d["pc256"] for d in diffs.values()])
+    report.update(per_concept=diffs, mean_drop=round(float(gaps.mean()), 4), max_drop=round(float(gaps.max()), 4))
+    return report
+
+
+@app.command()
+def main(
+    run: Path = typer.Option(ROOT / "runs" / "connect4-seed0", help="training run folder"),
+    dataset: Path = typer.Option(ROOT / "runs" / "datasets" / "c4_20k", help="dataset folder (built if missing)"),
+    positions: int = typer.Option(20000, help="dataset size"),
+    jobs: int = typer.Option(2, help="sweep processes"),
+    fidelity_layer: str = typer.Option("features_extractor.blocks.1", help="layer of the fidelity check"),
+    skip_sweep: bool = typer.Option(False, help="only the fidelity check"),
+    seed: int = typer.Option(0, help="seed"),
+    out: Path = typer.Option(RESULTS, help="JSON output"),
+) -> None:
+    from _reporting import machine_info, write_json
+    from rich.console import Console
+
+    console = Console()
+    report: dict = {"machine": machine_info(), "run": str(run), "dataset": str(dataset)}
+    if not (dataset / "manifest.json").exists():
+        import games.connect4  # noqa: F401  (registers the concepts)
+        from games.concepts import concepts
+
+        names = ",".join(n for n, c in concepts("connect4").items() if c.tier != "solver")
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "make_dataset.py"), "--out", str(dataset), "--n",
+                        str(positions), "--min-ply", "6", "--sources", "random:0.5,agent-0:0.5", "--agent", str(run),
+                        "--concepts", names, "--seed", str(seed)], check=True)
+    if not skip_sweep:
+        sweep_dir = dataset.parent / f"bench-sweep-{run.name}"
+        if sweep_dir.exists():
+            import shutil
+
+            shutil.rmtree(sweep_dir)
+        start = time.perf_counter()
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "probe_sweep.py"), "--run", str(run), "--dataset",
+                        str(dataset), "--out", str(sweep_dir), "--max-positions", str(positions), "--jobs", str(jobs),
+                        "--seed", str(seed)], check=True)
+        seconds = time.perf_counter() - start
+        import pandas as pd
+
+        results = pd.read_parquet(sweep_dir / "results.parquet")
+        networks = results[results["run"] != "baseline"]
+        report["sweep"] = {
+            "seconds": round(seconds, 1), "minutes": round(seconds / 60, 1), "jobs": jobs, "rows": len(results),
+            "networks": int(networks[["run", "checkpoint_step"]].drop_duplicates().shape[0]),
+            "cells": int(networks[["run", "checkpoint_step", "layer"]].drop_duplicates().shape[0]),
+            "concepts": int(results["concept"].nunique()),
+            "tcav_tests": int(results["p_value"].notna().sum()),
+            "tcav_significant": int(results["significant"].fillna(False).astype(bool).sum()),
+            "loadavg_end": os.getloadavg(),
+        }
+        console.print(report["sweep"])
+    report["fidelity"] = _fidelity(run, dataset, positions, fidelity_layer, seed)
+    console.print({k: v for k, v in report["fidelity"].items() if k != "per_concept"})
+    console.print(f"wrote {write_json(out, report)}")
+
+
+if __name__ == "__main__":
+    app()
