@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow install clean-venv
+.PHONY: demo pipeline test test-slow install clean-venv
 
 install: $(STAMP)
 
@@ -25,6 +25,10 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(PY) scripts/train_agent.py
+
+# The whole probing pipeline (train or resume -> label -> sweep -> report); see scripts/pipeline.py.
+pipeline: $(STAMP)
+	$(PY) scripts/pipeline.py
 
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"

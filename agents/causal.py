@@ -39,8 +39,16 @@ import torch
 from agents.evaluation import PolicyPlayer
 from agents.network import policy_forward, probe_layers
 from probes.activations import as_flat, hooked_activations
-from probes.causal import (Eraser, covariance, erasure_effect, inlp_fit, leace_fit, projection_scale,
-                           random_subspace_eraser, steering_curve)
+from probes.causal import (
+    Eraser,
+    covariance,
+    erasure_effect,
+    inlp_fit,
+    leace_fit,
+    projection_scale,
+    random_subspace_eraser,
+    steering_curve,
+)
 from probes.linear import fit_probe, grouped_split, probe_direction
 
 log = logging.getLogger(__name__)
@@ -87,7 +95,12 @@ def build_positions(game: Any, policy: Any, n: int, concepts: Sequence[str], see
     :param solution_cache: SQLite file of cached solver results (None: no cache).
     """
     from games.concepts import select
-    from games.connect4.minimal_pairs import concept_move_labels, concept_moves, has_concept_moves, label_states
+    from games.connect4.minimal_pairs import (
+        concept_move_labels,
+        concept_moves,
+        has_concept_moves,
+        label_states,
+    )
     from games.datasets import sample_positions
 
     bad = [c.name for c in select(game.name, concepts) if c.kind != "binary"]
@@ -331,7 +344,7 @@ def plot_steering(result: dict, path: str | Path, metrics: Sequence[str] = ("p_c
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from games.atomic import atomic_target
+    from games.atomic import atomic_save_figure
 
     concepts = result["concepts"]
     fig, axes = plt.subplots(len(concepts), len(metrics), figsize=(4.2 * len(metrics), 3.2 * len(concepts)),
@@ -356,9 +369,7 @@ def plot_steering(result: dict, path: str | Path, metrics: Sequence[str] = ("p_c
                 ax.legend(fontsize=7)
     fig.suptitle(f"steering at {result['layer']} (held-out positions)", fontsize=10)
     fig.tight_layout()
-    with atomic_target(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
+    atomic_save_figure(fig, path, dpi=110)
     return Path(path)
 
 
@@ -368,10 +379,11 @@ def plot_erasure(result: dict, path: str | Path, metrics: Sequence[str] = ("good
     rank (95% interval over controls). Written atomically as PNG."""
     import matplotlib
 
+    from games.atomic import atomic_save_figure
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from games.atomic import atomic_target
 
     concepts = result["concepts"]
     fig, axes = plt.subplots(1, len(concepts), figsize=(5.5 * len(concepts), 3.6), squeeze=False)
@@ -397,9 +409,7 @@ def plot_erasure(result: dict, path: str | Path, metrics: Sequence[str] = ("good
         ax.set_ylabel("change from unedited")
         ax.set_title(f"erasing {concept} at {result['layer']}", fontsize=9)
     fig.tight_layout()
-    with atomic_target(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
+    atomic_save_figure(fig, path, dpi=110)
     return Path(path)
 
 

@@ -14,7 +14,7 @@ def plot_strength(records: list[dict], path: str | Path, title: str = "") -> Pat
     """Two panels against training timesteps (log scale): good-move (solid) and perfect-move
     (dashed) rates on each position set, and win rates (both colours pooled) against each
     ladder opponent. Written atomically as PNG."""
-    from games.atomic import atomic_target
+    from games.atomic import atomic_save_figure
 
     path = Path(path)
     steps = [r["timestep"] for r in records]
@@ -40,7 +40,5 @@ def plot_strength(records: list[dict], path: str | Path, title: str = "") -> Pat
         ax.legend(fontsize=7, loc="lower right")
     if title:
         fig.suptitle(title)
-    with atomic_target(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    atomic_save_figure(fig, path, dpi=110)
     return path

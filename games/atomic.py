@@ -38,3 +38,13 @@ def atomic_write_text(text: str, path: str | Path) -> Path:
     with atomic_target(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+def atomic_save_figure(fig, path: str | Path, dpi: int = 110, tight: bool = False) -> Path:
+    """Save a matplotlib figure as PNG atomically, then close it."""
+    import matplotlib.pyplot as plt
+
+    with atomic_target(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight" if tight else None)
+    plt.close(fig)
+    return Path(path)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from games.atomic import atomic_target, atomic_write_text
+from games.atomic import atomic_save_figure, atomic_write_text
 
 
 def _fmt(x: float, digits: int = 2) -> str:
@@ -120,9 +120,7 @@ def _heatmaps(result: dict, key: str, path: Path, title: str) -> None:
     axes[0][0].set_ylabel("layer")
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="ΔDLA")
     fig.suptitle(title, fontsize=9)
-    with atomic_target(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    atomic_save_figure(fig, path, dpi=110)
 
 
 def _clean_heatmap(result: dict, path: Path) -> None:
@@ -139,9 +137,7 @@ def _clean_heatmap(result: dict, path: Path) -> None:
     ax.set_ylabel("layer")
     ax.set_title(f"clean DLA on logit(IO) - logit(S): {result.get('model', '')}", fontsize=9)
     fig.colorbar(im, ax=ax, label="DLA")
-    with atomic_target(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110, format="png", bbox_inches="tight")
-    plt.close(fig)
+    atomic_save_figure(fig, path, dpi=110, tight=True)
 
 
 def write_report(result: dict, out_dir: str | Path) -> list[Path]:

@@ -144,7 +144,7 @@ def plot_trace(trace: dict, path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from games.atomic import atomic_target
+    from games.atomic import atomic_save_figure
 
     effect = np.asarray(trace["effect"])
     fig, ax = plt.subplots(figsize=(max(5, 0.3 * effect.shape[1] + 2), 3.2))
@@ -154,6 +154,4 @@ def plot_trace(trace: dict, path, title: str) -> None:
     ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, label="P(true) restored − corrupted")
     fig.tight_layout()
-    with atomic_target(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
+    atomic_save_figure(fig, path, dpi=120)

@@ -6,8 +6,13 @@ ids (game ids), so the same code serves the Connect Four agent and transformer L
 * `probes.activations`: named activations from forward hooks, on-disk cache, flat and
   per-square views of conv maps;
 * `probes.linear`: logistic / L1 / ridge / MLP probes with grouped splits, inner CV and
-  bootstrap intervals over games;
+  bootstrap intervals over games (`fit_probes`: many targets on one feature matrix);
+* `probes.batched`: the batched solvers behind it (whitened principal coordinates,
+  L-BFGS logistic regression, closed-form ridge);
 * `probes.controls`: majority baseline, Hewitt-Liang control tasks (selectivity), shuffled labels;
 * `probes.tcav`: CAVs, TCAV scores with random-CAV significance tests, Benjamini-Hochberg,
-  gradients of a target with respect to a layer.
+  gradients of a target with respect to a layer;
+* `probes.sweep`: checkpoints x layers x concepts x probes x controls, plus TCAV, as long-form results;
+* `probes.causal`: steering and erasure (LEACE, INLP) with random controls;
+* `probes.report`: the Markdown/PNG report of a sweep.
 """

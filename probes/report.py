@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from games.atomic import atomic_target, atomic_write_text
+from games.atomic import atomic_save_figure, atomic_write_text
 from probes.tcav import benjamini_hochberg
 
 log = logging.getLogger(__name__)
@@ -94,11 +94,8 @@ def emergence(results: pd.DataFrame, run: str, margin: float = 0.05, alpha: floa
 
 
 def _save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
 
-    with atomic_target(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    plt.close(fig)
+    atomic_save_figure(fig, path, dpi=110, tight=True)
     return path
 
 

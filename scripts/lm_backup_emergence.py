@@ -78,10 +78,11 @@ def _markdown(report: dict) -> str:
 def _plot(rows: list[dict], path: Path) -> None:
     import matplotlib
 
+    from games.atomic import atomic_save_figure
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from games.atomic import atomic_target
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     x = [r["head_dropout"] for r in rows]
@@ -94,9 +95,7 @@ def _plot(rows: list[dict], path: Path) -> None:
     ax.set_title("backup strength after ablating the top-DLA heads", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_target(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
+    atomic_save_figure(fig, path, dpi=120)
 
 
 if __name__ == "__main__":

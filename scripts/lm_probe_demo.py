@@ -79,7 +79,7 @@ def _plot(rows, path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from games.atomic import atomic_target
+    from games.atomic import atomic_save_figure
 
     x = list(range(len(rows)))
     fig, ax = plt.subplots(figsize=(max(5.0, 0.25 * len(rows) + 3), 3.5))
@@ -93,9 +93,7 @@ def _plot(rows, path: Path, title: str) -> None:
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_target(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
+    atomic_save_figure(fig, path, dpi=120)
 
 
 if __name__ == "__main__":

@@ -155,12 +155,9 @@ def _plot_probabilities(columns: dict, labels: dict, path: Path, title: str) -> 
     ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    from games.atomic import atomic_target
+    from games.atomic import atomic_save_figure
 
-    with atomic_target(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
+    atomic_save_figure(fig, path, dpi=120)
 
 
 if __name__ == "__main__":
