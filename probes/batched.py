@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 C_GRID = tuple(np.logspace(-3, 2, 6))
 ALPHA_GRID = tuple(np.logspace(-2, 5, 8))
 VARIANCE_FLOOR = 1e-6  # eigen-directions below this fraction of the largest variance are dropped
+TOLERANCE_GRAD = 1e-6  # L-BFGS stops when every gradient component is below this
 
 
 @dataclass
@@ -114,7 +115,7 @@ def _lbfgs_logistic(z: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, pena
     u.requires_grad_(True)
     b.requires_grad_(True)
     norm = weight.sum(0).clamp(min=1.0)
-    optimizer = torch.optim.LBFGS([u, b], lr=1.0, max_iter=max_iter, history_size=20, tolerance_grad=1e-6,
+    optimizer = torch.optim.LBFGS([u, b], lr=1.0, max_iter=max_iter, history_size=20, tolerance_grad=TOLERANCE_GRAD,
                                   tolerance_change=1e-10, line_search_fn="strong_wolfe")
 
     def closure():
