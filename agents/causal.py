@@ -94,13 +94,8 @@ def build_positions(game: Any, policy: Any, n: int, concepts: Sequence[str], see
     :param min_ply: earliest ply kept (the solver is slow on emptier boards).
     :param solution_cache: SQLite file of cached solver results (None: no cache).
     """
-    from games.concepts import select
-    from games.connect4.minimal_pairs import (
-        concept_move_labels,
-        concept_moves,
-        has_concept_moves,
-        label_states,
-    )
+    from games.concepts import label, select
+    from games.connect4.minimal_pairs import column_concept, concept_moves
     from games.datasets import sample_positions
 
     bad = [c.name for c in select(game.name, concepts) if c.kind != "binary"]
@@ -110,11 +105,11 @@ def build_positions(game: Any, policy: Any, n: int, concepts: Sequence[str], see
     sampled = sample_positions(game, n, seed=seed, sources={"random": 0.5, "agent": 0.5}, min_ply=min_ply,
                                progress=progress, players={"agent": player})
     states = [p.state for p in sampled]
-    with_moves = [c for c in concepts if has_concept_moves(game, c)]
-    maps = [name for c in with_moves for name in concept_move_labels(game, c)]
+    with_moves = [c for c in concepts if column_concept(game, c)]
+    maps = [column_concept(game, c) for c in with_moves]
     names = list(dict.fromkeys([*concepts, "good_moves", "value", *maps]))
     log.info("labelling %d positions (solver included)", len(states))
-    labels = label_states(game, states, names, solution_cache)
+    labels = label(game, states, names, solution_cache)
     return CausalPositions(
         texts=[p.text for p in sampled], game_ids=np.array([p.game_id for p in sampled]),
         obs=np.stack([game.observation(s) for s in states]).astype(np.float32),

@@ -1,12 +1,14 @@
 """Atomic file writes: write to a temporary file in the same folder, then rename onto the target.
 
 A killed process leaves either the old file or the new one, never half of one. Used by
-every layer that writes artifacts (datasets, checkpoints, activation caches, reports).
+every layer that writes artifacts (datasets, checkpoints, activation caches, reports);
+`atomic_directory` does the same for folders (e.g. a language-model checkpoint).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +33,35 @@ def atomic_target(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_directory(path: str | Path) -> Iterator[Path]:
+    """Yield an empty temporary folder next to `path`; on success it replaces `path`.
+
+    The old folder (if any) is moved aside first and removed only after the new one is in
+    place; on error the temporary folder is removed and `path` is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    os.chmod(tmp, 0o755)  # mkdtemp makes folders private; checkpoints are meant to be shared
+    try:
+        yield tmp
+        for f in tmp.rglob("*"):  # some writers (safetensors) create private files
+            if f.is_file():
+                os.chmod(f, 0o644)
+        old = None
+        if path.exists():
+            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))
+            os.rmdir(old)
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def atomic_write_text(text: str, path: str | Path) -> Path:

@@ -106,7 +106,23 @@ def select(game_name: str, names: Sequence[str] | None = None, tiers: Sequence[s
     return chosen
 
 
-def label(game: Any, states: Sequence[Any], names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-    """Labels of `states` for the chosen concepts: name -> array with one row per state."""
+def label(game: Any, states: Sequence[Any], names: Sequence[str] | None = None,
+          solution_cache: Any = None) -> dict[str, np.ndarray]:
+    """Labels of `states` for the chosen concepts: name -> array with one row per state.
+
+    :param solution_cache: path of a SQLite `solver.cache.SolutionCache` that solver-tier
+        concepts read exact solutions from and write them to (None: solve everything afresh).
+    """
+    chosen = select(game.name, names)
     cache: dict = {}
-    return {c.name: np.asarray(c.compute(game, states, cache)) for c in select(game.name, names)}
+    store = None
+    if solution_cache is not None and any(c.tier == "solver" for c in chosen):
+        from solver.cache import SolutionCache
+
+        store = SolutionCache(solution_cache)
+        cache["solution_cache"] = store
+    try:
+        return {c.name: np.asarray(c.compute(game, states, cache)) for c in chosen}
+    finally:
+        if store is not None:
+            store.close()

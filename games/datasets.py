@@ -213,26 +213,12 @@ def _label_batch(args: tuple) -> str:
     game_spec, texts, concept_names, part_path, cache_path = args
     import pandas as pd
 
-    from games.concepts import select as _select
+    from games.concepts import label
 
     game = get(game_spec["name"], **game_spec["kwargs"])
     states = [game.parse(t) for t in texts]
-    cache: dict = {}
-    store = None
-    if cache_path:
-        from solver.cache import SolutionCache
-
-        store = SolutionCache(cache_path)
-        cache["solution_cache"] = store
-    try:
-        columns = {}
-        for concept in _select(game.name, concept_names):
-            values = np.asarray(concept.compute(game, states, cache))
-            columns[concept.name] = list(values) if values.ndim > 1 else values
-    finally:
-        if store is not None:
-            store.close()
-    df = pd.DataFrame(columns)
+    labels = label(game, states, concept_names, solution_cache=cache_path or None)
+    df = pd.DataFrame({name: list(values) if values.ndim > 1 else values for name, values in labels.items()})
     with atomic_target(part_path, suffix=".parquet") as tmp:
         df.to_parquet(tmp, index=False)
     return str(part_path)

@@ -28,7 +28,7 @@ from typing import Iterator
 
 import torch
 
-from lm_interp.atomic_dir import atomic_directory
+from games.atomic import atomic_directory
 
 log = logging.getLogger(__name__)
 

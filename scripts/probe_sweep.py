@@ -129,22 +129,16 @@ def main(
                                   "settings": asdict(settings)}, indent=1), out / "sweep.json")
     path = run_sweep(entries, inputs, chosen, df["game_id"].to_numpy(), keys, out, settings, jobs=jobs,
                      match=df["ply"].to_numpy() if "ply" in df else None)
-    results = pd.read_parquet(path)
+    from probes.report import selectivity_table
+
     name = runs[0].name
-    last = results["checkpoint_step"][results["run"] == name].max()
-    final = results[(results["run"] == name) & (results["checkpoint_step"] == last) & (results["probe"] == "linear")]
-    final = final[final["metric"].isin(["balanced_accuracy", "r2"])]
-    table = Table(title=f"best layer per concept at step {last:,} (linear probe, held-out games)")
+    best = selectivity_table(pd.read_parquet(path), name)
+    table = Table(title=f"{name}: best layer per concept at the last checkpoint (linear probe, held-out games)")
     for column in ("concept", "metric", "best layer", "value", "selectivity", "random-weight best", "input"):
         table.add_column(column)
-    for concept, rows in final.groupby("concept"):
-        best = rows.loc[rows["value"].idxmax()]
-        others = results[(results["concept"] == concept) & (results["metric"] == best["metric"])
-                         & (results["probe"] == "linear")]
-        random_best = others[others["run"].str.startswith("random-")]["value"].max()
-        raw = others[others["run"] == "input"]["value"].max()
-        table.add_row(concept, best["metric"], best["layer"], f"{best['value']:.3f}", f"{best['selectivity']:.3f}",
-                      f"{random_best:.3f}", f"{raw:.3f}")
+    for row in best.itertuples(index=False):
+        table.add_row(row.concept, row.metric, row.layer, f"{row.value:.3f}", f"{row.selectivity:.3f}",
+                      f"{row.random_weights:.3f}", f"{row.input:.3f}")
     console.print(table)
     console.print(f"results: {path}\nreport:  python scripts/probe_report.py {out}")
 

@@ -158,7 +158,8 @@ def _blocking_moves(f):
     return out
 
 
-@_static("lost_in_1", "binary", "opp", "I cannot win at once and the opponent has two or more playable threats.")
+@_static("lost_in_1", "binary", "opp", "I cannot win at once and the opponent has two or more playable threats.",
+         params={"columns": "blocking_moves"})
 def _lost_in_1(f):
     return ~f.win_now & (_popcount(f.opp_now) >= 2)
 

@@ -29,7 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
-from games.concepts import select
+from games.concepts import label, select
 from games.connect4.game import ConnectFour
 from games.connect4.position import Position
 
@@ -37,66 +37,29 @@ log = logging.getLogger(__name__)
 
 # concept -> the spatial map whose playable squares are the concept's moves (used when the
 # registry entry does not name a per-column concept in ``params["columns"]``)
-CONCEPT_MOVE_MAPS = {
-    "win_in_1": "threat_squares_me",  # the winning columns
-    "forced_block": "threat_squares_opp",  # the column(s) I must block
-    "lost_in_1": "threat_squares_opp",  # the opponent's winning columns (blocking one is not enough)
-}
 DEFAULT_CONTROLS = ("win_in_1", "forced_block", "lost_in_1")
 SOLVER_LABELS = ("value", "optimal_moves", "good_moves")
 
 
-def label_states(game: ConnectFour, states: Sequence[Position], names: Sequence[str],
-                 solution_cache: str | Path | None = None) -> dict[str, np.ndarray]:
-    """Concept labels of `states` (like `games.concepts.label`), with solver results read from and
-    written to the SQLite `solution_cache` if given."""
-    cache: dict = {}
-    store = None
-    if solution_cache is not None and any(c.tier == "solver" for c in select(game.name, names)):
-        from solver.cache import SolutionCache
-
-        store = SolutionCache(solution_cache)
-        cache["solution_cache"] = store
-    try:
-        return {c.name: np.asarray(c.compute(game, list(states), cache)) for c in select(game.name, names)}
-    finally:
-        if store is not None:
-            store.close()
-
-
-def has_concept_moves(game: ConnectFour, concept: str) -> bool:
-    """Whether `concept_moves` knows the columns `concept` is about."""
-    return bool(select(game.name, [concept])[0].params.get("columns")) or concept in CONCEPT_MOVE_MAPS
-
-
-def concept_move_labels(game: ConnectFour, concept: str) -> list[str]:
-    """The concept labels `concept_moves` needs for `concept`.
-
-    A concept that names its columns in the registry (``params["columns"]``, a per-column
-    concept) uses them; otherwise the playable squares of its map in `CONCEPT_MOVE_MAPS`.
-    """
-    columns = select(game.name, [concept])[0].params.get("columns")
-    if columns:
-        return [columns]
-    if concept not in CONCEPT_MOVE_MAPS:
-        raise ValueError(f"concept {concept!r} names no columns; concepts with moves: {sorted(CONCEPT_MOVE_MAPS)}")
-    return ["playable_squares", CONCEPT_MOVE_MAPS[concept]]
+def column_concept(game: ConnectFour, concept: str) -> str | None:
+    """The per-column concept naming the columns `concept` is about (registry ``params["columns"]``)."""
+    return select(game.name, [concept])[0].params.get("columns")
 
 
 def concept_moves(game: ConnectFour, states: Sequence[Position], concept: str,
                   labels: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """``[N, W]`` bool: the columns concept `concept` is about (e.g. my winning columns for ``win_in_1``).
 
-    Meaningful where the concept holds. :param labels: precomputed labels holding
-    `concept_move_labels` (optional).
+    Meaningful where the concept holds. :param labels: precomputed labels holding the
+    concept's `column_concept` (optional).
     """
-    needed = concept_move_labels(game, concept)
-    if labels is None or any(n not in labels for n in needed):
-        labels = label_states(game, states, needed)
-    if len(needed) == 1:
-        return labels[needed[0]].astype(bool)
-    squares = labels["playable_squares"].astype(bool) & labels[CONCEPT_MOVE_MAPS[concept]].astype(bool)
-    return squares.reshape(len(squares), game.height, game.width).any(axis=1)
+    columns = column_concept(game, concept)
+    if columns is None:
+        named = sorted(c.name for c in select(game.name) if c.params.get("columns"))
+        raise ValueError(f"concept {concept!r} names no columns; concepts with moves: {named}")
+    if labels is None or columns not in labels:
+        labels = label(game, states, [columns])
+    return labels[columns].astype(bool)
 
 
 @dataclass(frozen=True)
@@ -181,9 +144,9 @@ def find_minimal_pairs(game: ConnectFour, concept: str, parents: Sequence[Positi
                 index.append((p, col))
     if not children:
         return []
-    with_moves = has_concept_moves(game, concept)
-    names = list(dict.fromkeys([concept, *controls, *(concept_move_labels(game, concept) if with_moves else [])]))
-    labels = label_states(game, children, names)
+    columns = column_concept(game, concept)
+    names = list(dict.fromkeys([concept, *controls, *([columns] if columns else [])]))
+    labels = label(game, children, names)
     target = labels[concept].astype(bool)
     control = np.stack([labels[c] for c in controls], axis=1) if controls else np.zeros((len(children), 0))
     by_parent: dict[int, list[int]] = {}
@@ -206,7 +169,7 @@ def find_minimal_pairs(game: ConnectFour, concept: str, parents: Sequence[Positi
             picked.append((i, j))
         if len(picked) >= max_pairs:
             break
-    moves = concept_moves(game, children, concept, labels) if with_moves else None
+    moves = concept_moves(game, children, concept, labels) if columns else None
     pairs = []
     for i, j in picked:
         parent = parents[index[i][0]]
@@ -221,7 +184,7 @@ def find_minimal_pairs(game: ConnectFour, concept: str, parents: Sequence[Positi
 
 def _with_solver_labels(game: ConnectFour, pairs: list[MinimalPair], solution_cache: str | Path | None) -> list[MinimalPair]:
     states = [game.parse(t) for p in pairs for t in (p.with_concept, p.without_concept)]
-    labels = label_states(game, states, SOLVER_LABELS, solution_cache)
+    labels = label(game, states, SOLVER_LABELS, solution_cache)
 
     def cols(name: str, row: int) -> tuple[int, ...]:
         return tuple(int(c) for c in np.flatnonzero(labels[name][row]))
@@ -244,6 +207,6 @@ def check_pair(game: ConnectFour, pair: MinimalPair) -> None:
     diff = a.to_array() != b.to_array()
     if diff.sum() != 2:
         raise ValueError(f"{pair.with_concept} / {pair.without_concept}: boards differ in {diff.sum()} squares, not 2")
-    flags = label_states(game, [a, b], [pair.concept])[pair.concept]
+    flags = label(game, [a, b], [pair.concept])[pair.concept]
     if not (flags[0] and not flags[1]):
         raise ValueError(f"{pair.with_concept} / {pair.without_concept}: {pair.concept} does not flip")
