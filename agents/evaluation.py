@@ -10,7 +10,9 @@ Two families of measurements, for any registered game:
   classes, so the choice matters).
 * **Games** against a ladder of opponents (uniform random, then the game's
   `baseline_players`), half as first player and half as second, with the agent playing
-  its most likely legal move; opponents break ties at random so games differ.
+  its most likely legal move. Games start from random two-move openings, each played once
+  with each colour, so that a greedy agent against a near-deterministic searcher does not
+  replay one game; opponents also break ties at random.
 
 Per-action scores come from the game's exact oracle and are cached on disk
 (``$SOLVEDLENS_CACHE/eval_sets``), so evaluating checkpoint after checkpoint is cheap. The
@@ -196,16 +198,32 @@ def move_quality(player: PolicyPlayer, game: Game, labelled: LabelledSet, batch_
 
 
 # ---------------------------------------------------------------------------- games
-def play_games(game: Game, player: PolicyPlayer, opponent: Callable, n_games: int, seed: int = 0) -> dict:
+def play_games(game: Game, player: PolicyPlayer, opponent: Callable, n_games: int, seed: int = 0,
+               opening_plies: int = 0) -> dict:
     """`n_games` games against `opponent` (half as first player, half as second), batched.
+
+    With ``opening_plies > 0`` games come in pairs that start from the same opening of that
+    many uniformly random moves, the agent taking one seat in the first game of the pair and
+    the other seat in the second: a greedy agent against a nearly deterministic opponent
+    (alpha-beta whose ties are rare) would otherwise replay one game per colour, and a win
+    rate over such games measures a single game.
 
     Returns wins, draws and losses for each colour and overall, from the agent's side.
     """
     if n_games < 2:
         raise ValueError(f"n_games must be at least 2 (one per colour), got {n_games}")
+    if opening_plies < 0:
+        raise ValueError(f"opening_plies must be >= 0, got {opening_plies}")
     rng = np.random.default_rng(seed)
     seats = np.arange(n_games) % 2  # the agent's seat in each game
     states = [game.initial_state() for _ in range(n_games)]
+    for pair in range(0, n_games, 2):
+        opening = game.initial_state()
+        for _ in range(opening_plies):
+            if game.is_terminal(opening):
+                break
+            opening = game.play(opening, int(rng.choice(game.legal_actions(opening))))
+        states[pair: pair + 2] = [opening] * len(states[pair: pair + 2])
     while True:
         live = [i for i, s in enumerate(states) if not game.is_terminal(s)]
         if not live:
@@ -221,7 +239,7 @@ def play_games(game: Game, player: PolicyPlayer, opponent: Callable, n_games: in
             if i not in agent_moved and not game.is_terminal(states[i]):
                 states[i] = game.play(states[i], opponent(game, states[i], rng))
     results = np.array([game.returns(s, int(seat)) for s, seat in zip(states, seats)])
-    out: dict = {"games": n_games}
+    out: dict = {"games": n_games, "opening_plies": opening_plies}
     for label, sel in (("as_first", seats == 0), ("as_second", seats == 1), ("all", np.ones(n_games, bool))):
         r = results[sel]
         out[label] = {"win": float((r > 0).mean()), "draw": float((r == 0).mean()), "loss": float((r < 0).mean())}
@@ -237,7 +255,9 @@ class EvaluationSuite:
     :param games_per_opponent: games against each ladder opponent (split between colours).
     :param decisive: size of the sampled decisive set (0 to skip).
     :param max_positions: cap on positions used from each named set (None = all).
-    :param seed: seeds the decisive sample and the opponents' tie-breaking.
+    :param seed: seeds the decisive sample, the openings and the opponents' tie-breaking.
+    :param opening_plies: games start from random openings of this many moves, each opening
+        played once with each colour (see `play_games`).
     """
 
     game: Game
@@ -245,6 +265,7 @@ class EvaluationSuite:
     decisive: int = 300
     max_positions: int | None = None
     seed: int = 0
+    opening_plies: int = 2
 
     def __post_init__(self) -> None:
         self.sets: list[LabelledSet] = []
@@ -265,7 +286,8 @@ class EvaluationSuite:
             record["move_quality"][labelled.name] = move_quality(player, self.game, labelled)
         for name, opponent in self.opponents.items():
             if self.games_per_opponent:
-                record["games"][name] = play_games(self.game, player, opponent, self.games_per_opponent, seed=self.seed)
+                record["games"][name] = play_games(self.game, player, opponent, self.games_per_opponent, seed=self.seed,
+                                                   opening_plies=self.opening_plies)
         return record
 
 

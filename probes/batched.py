@@ -12,8 +12,9 @@ once per feature matrix:
   `sklearn.linear_model.LogisticRegression` / `Ridge` on the standardised features (tested).
 * **logistic** (L2; binary concepts, categorical ones one-vs-rest): every target is a column
   of one batched problem solved by L-BFGS in torch, warm-started along an ascending path
-  of C. C is chosen per target by the held-out log loss of an inner cross-validation
-  grouped by game, then each target is refitted on all train rows at its own C.
+  of C (1e-5 to 100). C is chosen per target by the held-out log loss of an inner
+  cross-validation grouped by game (a target leaves the path once its held-out loss rises),
+  then each target is refitted on all train rows at its own C.
 * **ridge** (counts and continuous values): closed form from one eigendecomposition per
   inner fold; alpha chosen per target by the folds' mean squared error.
 
@@ -34,10 +35,10 @@ from sklearn.model_selection import GroupKFold
 
 log = logging.getLogger(__name__)
 
-C_GRID = tuple(np.logspace(-3, 2, 6))
+C_GRID = tuple(np.logspace(-5, 2, 8))
 ALPHA_GRID = tuple(np.logspace(-2, 5, 8))
 VARIANCE_FLOOR = 1e-6  # eigen-directions below this fraction of the largest variance are dropped
-TOLERANCE_GRAD = 1e-6  # L-BFGS stops when every gradient component is below this
+TOLERANCE_GRAD = 1e-4  # L-BFGS stops when every gradient component is below this (1e-6: same metrics within 0.003)
 
 
 @dataclass
@@ -106,28 +107,29 @@ def _lbfgs_logistic(z: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, pena
                     init: tuple[torch.Tensor, torch.Tensor] | None, max_iter: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Minimise, for every column t at once, mean_w logloss + sum_j u_jt^2 * penalty_jt.
 
+    The gradient is written out (no autograd graph): ``dL/dlogits = w (sigmoid - y) / sum w``.
+
     :param z: [n, k] whitened features; y, weight: [n, T]; penalty: [k, T] (already
         divided by the weighted row count and C).
     """
     k, t = z.shape[1], y.shape[1]
     u = torch.zeros(k, t, dtype=z.dtype) if init is None else init[0].clone()
     b = torch.zeros(t, dtype=z.dtype) if init is None else init[1].clone()
-    u.requires_grad_(True)
-    b.requires_grad_(True)
-    norm = weight.sum(0).clamp(min=1.0)
+    scaled = weight / weight.sum(0).clamp(min=1.0)
     optimizer = torch.optim.LBFGS([u, b], lr=1.0, max_iter=max_iter, history_size=20, tolerance_grad=TOLERANCE_GRAD,
                                   tolerance_change=1e-10, line_search_fn="strong_wolfe")
 
     def closure():
-        optimizer.zero_grad()
-        logits = z @ u + b
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y, weight=weight, reduction="none")
-        total = (loss.sum(0) / norm).sum() + (u * u * penalty).sum()
-        total.backward()
-        return total
+        logits = torch.addmm(b, z, u)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y, weight=scaled, reduction="sum")
+        residual = (torch.sigmoid(logits) - y) * scaled
+        u.grad = z.T @ residual + 2.0 * u * penalty
+        b.grad = residual.sum(0)
+        return loss + (u * u * penalty).sum()
 
-    optimizer.step(closure)
-    return u.detach(), b.detach()
+    with torch.no_grad():
+        optimizer.step(closure)
+    return u, b
 
 
 def _log_loss(logits: torch.Tensor, y: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -142,6 +144,39 @@ class LogisticFit:
     coef: np.ndarray  # [d, T]
     intercept: np.ndarray  # [T]
     C: np.ndarray  # [T] inverse regularisation strengths used
+
+
+def _choose_C(z: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, groups: np.ndarray, columns: np.ndarray,
+              grid: np.ndarray, folds: int, max_iter: int, penalty) -> np.ndarray:
+    """C per column by grouped inner CV: the grid value with the least summed held-out log loss.
+
+    The path runs over ascending C, warm-started, all folds side by side. A column leaves
+    the path once its held-out loss rose from one C to the next (held-out loss is unimodal
+    in C in practice; the well-regularised end is the cheap one), so the costly weakly
+    regularised solves are only paid by columns that still improve.
+    """
+    splits = [(z[torch.from_numpy(f)], z[torch.from_numpy(v)], torch.from_numpy(f), torch.from_numpy(v))
+              for f, v in inner_folds(groups, folds)]
+    loss = np.full((len(grid), len(columns)), np.inf)
+    active = np.arange(len(columns))
+    warm: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(splits)
+    for ci, c in enumerate(grid):
+        cols = torch.from_numpy(columns[active])
+        step_loss = np.zeros(len(active))
+        for f, (z_fit, z_val, fr, vr) in enumerate(splits):
+            yf, wf = y[fr][:, cols], weight[fr][:, cols]
+            init = None if warm[f] is None else (warm[f][0][:, active], warm[f][1][active])
+            u, b = _lbfgs_logistic(z_fit, yf, wf, penalty(np.full(len(active), c), wf), init, max_iter)
+            if warm[f] is None:
+                warm[f] = (torch.zeros(z.shape[1], len(columns)), torch.zeros(len(columns)))
+            warm[f][0][:, active], warm[f][1][active] = u, b
+            step_loss += _log_loss(torch.addmm(b, z_val, u), y[vr][:, cols], weight[vr][:, cols]).numpy()
+        loss[ci, active] = step_loss
+        if ci > 0:
+            active = active[~(loss[ci, active] > loss[ci - 1, active])]
+        if len(active) == 0:
+            break
+    return grid[np.argmin(loss, axis=0)]
 
 
 def fit_logistic_many(x_std: np.ndarray, y: np.ndarray, groups: np.ndarray, whitening: Whitening | None = None,
@@ -177,18 +212,8 @@ def fit_logistic_many(x_std: np.ndarray, y: np.ndarray, groups: np.ndarray, whit
     tie = np.full(targets, -1) if tie is None else np.asarray(tie)
     choose = np.flatnonzero(np.isnan(C) & (tie < 0))
     if len(choose):
-        grid = np.sort(np.asarray(Cs, dtype=np.float64))
-        held_out_loss = np.zeros((len(grid), len(choose)))
-        cols = torch.from_numpy(choose)
-        for fit_rows, val_rows in inner_folds(groups, folds):
-            fr, vr = torch.from_numpy(fit_rows), torch.from_numpy(val_rows)
-            zf, yf, wf = z[fr], yt[fr][:, cols], wt[fr][:, cols]
-            init = None
-            for ci, c in enumerate(grid):  # ascending C, warm-started
-                init = _lbfgs_logistic(zf, yf, wf, penalty(np.full(len(choose), c), wf), init, max_iter)
-                with torch.no_grad():
-                    held_out_loss[ci] += _log_loss(z[vr] @ init[0] + init[1], yt[vr][:, cols], wt[vr][:, cols]).numpy()
-        C[choose] = grid[np.argmin(held_out_loss, axis=0)]
+        C[choose] = _choose_C(z, yt, wt, groups, choose, np.sort(np.asarray(Cs, dtype=np.float64)), folds, max_iter,
+                              penalty)
     C[tie >= 0] = C[tie[tie >= 0]]
     u, b = _lbfgs_logistic(z, yt, wt, penalty(C, wt), None, max_iter * 3)
     return LogisticFit(whitening.weights(u.numpy().astype(np.float64)), b.numpy().astype(np.float64), C)

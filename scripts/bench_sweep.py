@@ -9,7 +9,8 @@ dominate the cost and are a labelling benchmark, `bench_labeling.py`) is built f
 is missing, and not timed.
 
 Fidelity: one trunk cell is fitted with all principal directions and with the sweep's
-default of 256; the report gives both times and the metric differences.
+default of 256, and its per-square probes on 4,000 positions and on the default 2,000; the
+report gives the times and the metric differences.
 
     python scripts/bench_sweep.py --run runs/connect4-seed0
 """
@@ -76,7 +77,34 @@ def _fidelity(run: Path, dataset: Path, positions: int, layer: str, seed: int) -
         diffs[name] = {"metric": metric, "all": round(full[metric], 4), "pc256": round(reduced[metric], 4)}
     gaps = np.array([d["all"] - d["pc256"] for d in diffs.values()])
     report.update(per_concept=diffs, mean_drop=round(float(gaps.mean()), 4), max_drop=round(float(gaps.max()), 4))
+    report["spatial"] = _spatial_fidelity(entry, inputs, df, kinds, keys, groups, split, layer, seed)
     return report
+
+
+def _spatial_fidelity(entry, inputs, df, kinds: dict, keys, groups, split, layer: str, seed: int) -> dict:
+    """Per-square probes on 4,000 positions vs the sweep default's 2,000: time and AUROC differences."""
+    import numpy as np
+    import pandas as pd
+
+    from probes.sweep import ConceptLabels, _cell_rows
+
+    acts = entry.activations(inputs)[layer]
+    squares = [ConceptLabels(n, "spatial", np.stack(df[n].to_numpy())) for n, k in kinds.items() if k == "spatial"]
+    out: dict = {"concepts": len(squares)}
+    auroc = {}
+    for positions in (4000, 2000):
+        start = time.perf_counter()
+        rows = pd.DataFrame(_cell_rows("bench", 0, layer, True, acts, squares, groups, keys, split, ("linear",), seed,
+                                       200, 256, positions))
+        out[f"seconds_{positions}"] = round(time.perf_counter() - start, 1)
+        rows = rows[(rows["probe"] == "linear") & (rows["metric"] == "auroc")].set_index("concept")
+        auroc[positions] = rows["value"]
+        out[f"mean_ci_width_{positions}"] = round(float((rows["ci_high"] - rows["ci_low"]).mean()), 4)
+    gaps = (auroc[4000] - auroc[2000]).abs()
+    out.update(mean_abs_auroc_difference=round(float(gaps.mean()), 4), max_abs_auroc_difference=round(float(gaps.max()), 4),
+               per_concept={n: {"auroc_4000": round(float(auroc[4000][n]), 4), "auroc_2000": round(float(auroc[2000][n]), 4)}
+                            for n in auroc[4000].index})
+    return out
 
 
 @app.command()
@@ -128,6 +156,7 @@ def main(
             "loadavg_end": os.getloadavg(),
         }
         console.print(report["sweep"])
+        write_json(out, report)  # kept even if the fidelity check below fails
     report["fidelity"] = _fidelity(run, dataset, positions, fidelity_layer, seed)
     console.print({k: v for k, v in report["fidelity"].items() if k != "per_concept"})
     console.print(f"wrote {write_json(out, report)}")

@@ -3,7 +3,8 @@
 Perfect- and good-move rates on every fixed position set of the game (Pons' three easy
 sets for Connect Four 7x6, all 1,000 positions each) and on sampled decisive positions,
 then games as both colours against random, win-or-block and depth-2/4 alpha-beta (Connect
-Four) or a perfect player (small games).
+Four) or a perfect player (small games), from random two-move openings played once with
+each colour.
 
     python scripts/evaluate_agent.py runs/connect4-seed0                 # its latest checkpoint
     python scripts/evaluate_agent.py runs/connect4-seed0/checkpoints/step_002400256.zip --json eval.json
@@ -41,7 +42,9 @@ def main(
     games_per_opponent: int = typer.Option(200, "--games", help="games per ladder opponent (half per colour)"),
     decisive: int = typer.Option(300, help="sampled decisive positions (0: none)"),
     max_positions: int = typer.Option(0, help="cap per fixed set (0: all)"),
-    seed: int = typer.Option(0, help="seed of the decisive sample and the opponents' tie-breaks"),
+    seed: int = typer.Option(0, help="seed of the decisive sample, the openings and the opponents' tie-breaks"),
+    opening_plies: int = typer.Option(2, help="games start from random openings of this many moves, each played "
+                                              "with both colours (0: from the empty board)"),
 ) -> None:
     import torch
     from rich.console import Console
@@ -63,7 +66,7 @@ def main(
         raise typer.BadParameter(f"{path} was trained on observations {obs_shape} with {model.action_space.n} actions; "
                                  f"{the_game!r} has {the_game.obs_shape} and {the_game.num_actions}")
     suite = EvaluationSuite(the_game, games_per_opponent=games_per_opponent, decisive=decisive,
-                            max_positions=max_positions or None, seed=seed)
+                            max_positions=max_positions or None, seed=seed, opening_plies=opening_plies)
     record = {"checkpoint": str(path), "game": repr(the_game), "timestep": int(model.num_timesteps), **suite.run(model)}
     table = Table(title=f"{path} ({model.num_timesteps:,} timesteps): network alone, greedy")
     table.add_column("metric")

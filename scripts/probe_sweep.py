@@ -21,6 +21,9 @@ from typing import Optional
 
 import typer
 
+from probes.sweep import SweepSettings
+
+DEFAULTS = SweepSettings()
 app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode=None)
 
 
@@ -37,10 +40,12 @@ def main(
     random_seeds: int = typer.Option(3, help="random-weight control networks"),
     jobs: int = typer.Option(2, help="parallel processes"),
     seed: int = typer.Option(0, help="seed of the split, control tasks and bootstraps"),
-    max_components: int = typer.Option(256, help="principal directions a linear probe sees (0: all)"),
-    spatial_positions: int = typer.Option(4000, help="positions used by per-square probes (0: all)"),
-    tcav_runs: int = typer.Option(50, help="concept and random CAVs per TCAV test (0: no TCAV)"),
-    tcav_inputs: int = typer.Option(200, help="held-out positives explained per TCAV test"),
+    max_components: int = typer.Option(DEFAULTS.max_components, help="principal directions a linear probe sees "
+                                                                     "(0: all)"),
+    spatial_positions: int = typer.Option(DEFAULTS.spatial_positions, help="positions used by per-square probes "
+                                                                           "(0: all)"),
+    tcav_runs: int = typer.Option(DEFAULTS.tcav_runs, help="concept and random CAVs per TCAV test (0: no TCAV)"),
+    tcav_inputs: int = typer.Option(DEFAULTS.tcav_inputs, help="held-out positives explained per TCAV test"),
 ) -> None:
     import numpy as np
     import pandas as pd
@@ -53,7 +58,7 @@ def main(
     from agents.selfplay import game_of_run
     from games.concepts import concepts as registered_concepts
     from games.concepts import label
-    from probes.sweep import ConceptLabels, SweepSettings, run_sweep
+    from probes.sweep import ConceptLabels, run_sweep
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(1)
@@ -117,8 +122,9 @@ def main(
     out = out or runs[0] / f"sweep-{dataset.name}"
     console.print(f"{len(entries)} networks x layers x {len(chosen)} concepts on {len(df)} positions "
                   f"({df['game_id'].nunique()} games) -> {out}")
-    settings = SweepSettings(tuple(p.strip() for p in probes.split(",")), seed, 200, max_components or None,
-                             spatial_positions or None, tcav_runs, tcav_inputs)
+    settings = SweepSettings(tuple(p.strip() for p in probes.split(",")), seed, DEFAULTS.n_boot,
+                             max_components or None, spatial_positions or None, tcav_runs, tcav_inputs,
+                             DEFAULTS.tcav_pool)
     from dataclasses import asdict
 
     from games.atomic import atomic_write_text

@@ -197,6 +197,30 @@ def test_play_games_counts_both_colours():
         play_games(game, _OraclePlayer(game), perfect_opponent, 1)
 
 
+class _FirstLegalPlayer(PolicyPlayer):
+    """Plays the lowest legal action: deterministic, like a greedy network."""
+
+    def __init__(self) -> None:
+        self.name = "first-legal"
+
+    def act(self, obs: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        return masks.argmax(axis=1)
+
+
+def test_paired_random_openings_vary_games_and_swap_colours():
+    game = games.get("connect4")
+    first_legal = lambda g, s, r: int(g.legal_actions(s)[0])  # noqa: E731  (the same rule as the agent)
+    same = play_games(game, _FirstLegalPlayer(), first_legal, 20, seed=0)
+    assert same["as_first"]["win"] in (0.0, 1.0) and same["opening_plies"] == 0  # one game, replayed
+    paired = play_games(game, _FirstLegalPlayer(), first_legal, 60, seed=0, opening_plies=4)
+    assert 0.0 < paired["as_first"]["win"] < 1.0  # the openings make games differ
+    # each opening is played with both colours by identical players: results mirror exactly
+    assert paired["as_first"]["win"] == paired["as_second"]["loss"]
+    assert paired["as_first"]["loss"] == paired["as_second"]["win"]
+    with pytest.raises(ValueError, match="opening_plies"):
+        play_games(game, _FirstLegalPlayer(), first_legal, 2, opening_plies=-1)
+
+
 class _OraclePlayer(PolicyPlayer):
     """Perfect tic-tac-toe from observation planes (rebuilds the state, asks the oracle)."""
 
