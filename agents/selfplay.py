@@ -88,7 +88,7 @@ class TrainConfig:
     n_epochs: int = 3
     learning_rate: float = 5e-4
     lr_final_fraction: float = 0.2
-    gamma: float = 0.99
+    gamma: float = 0.95
     gae_lambda: float = 0.95
     clip_range: float = 0.2
     ent_coef: float = 0.01

@@ -30,6 +30,7 @@ from typing import Sequence
 
 import numpy as np
 from scipy import sparse
+from scipy.special import expit
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV, Ridge
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, r2_score, roc_auc_score
@@ -294,7 +295,7 @@ def fit_probes(features: np.ndarray, targets: Sequence[Target], groups: np.ndarr
             model = _fitted_pipeline(standardiser, _logistic_estimator(coef, intercept, classes, logistic.C[cols]))
             decision = x_test @ coef.T + intercept
             if t.kind == "binary":
-                proba = 1.0 / (1.0 + np.exp(-decision[:, 0]))
+                proba = expit(decision[:, 0])
                 y_pred = np.where(decision[:, 0] > 0, classes[1], classes[0])
             else:
                 proba, y_pred = None, classes[np.argmax(decision, axis=1)]

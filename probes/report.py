@@ -15,7 +15,8 @@ writes ``report.md`` with PNGs next to it:
   is given;
 * **TCAV** tables with p-values, BH q-values and CAV accuracies;
 * the **concept correlation** matrix (Spearman, over the sweep's positions);
-* **runs compared** (e.g. agent vs reference network): best-layer scores at each run's last checkpoint.
+* **runs compared** (e.g. agent vs reference network): best-layer scores at each run's last
+  checkpoint, and layer by layer the difference of the first two runs' scores.
 
 Game-agnostic: strength curves come in as plain numbers from the caller.
 """
@@ -259,6 +260,42 @@ def plot_runs_compared(tables: dict[str, pd.DataFrame], path: Path) -> Path:
     return _save(fig, path)
 
 
+def layer_differences(results: pd.DataFrame, first: str, second: str) -> pd.DataFrame:
+    """Concept x layer: the first run's linear-probe score minus the second's, each at its last checkpoint.
+
+    Layers in forward order; only layers both runs have (same architecture: all of them).
+    """
+    scores = probe_scores(results)
+    grids = []
+    for run in (first, second):
+        cells = scores[scores["run"] == run]
+        cells = cells[cells["checkpoint_step"] == cells["checkpoint_step"].max()]
+        grids.append(cells.pivot_table(index="concept", columns="layer", values="value"))
+    order = scores.groupby("layer")["layer_index"].min().sort_values().index if "layer_index" in scores else None
+    diff = grids[0] - grids[1]
+    layers = [layer for layer in (order if order is not None else diff.columns) if layer in diff.columns]
+    return diff[layers].dropna(how="all")
+
+
+def plot_layer_differences(diff: pd.DataFrame, first: str, second: str, path: Path) -> Path:
+    """Heatmap of `layer_differences` (red: the first run encodes the concept better at that layer)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bound = max(0.05, float(np.nanmax(np.abs(diff.to_numpy()))))
+    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * diff.shape[1], 1.0 + 0.22 * len(diff)))
+    image = ax.imshow(diff.to_numpy(), aspect="auto", cmap="RdBu_r", vmin=-bound, vmax=bound)
+    ax.set_xticks(range(diff.shape[1]), [name.split(".", 1)[-1] for name in diff.columns], rotation=60, fontsize=7,
+                  ha="right")
+    ax.set_yticks(range(len(diff)), diff.index, fontsize=7)
+    fig.colorbar(image, ax=ax, fraction=0.04, label=f"{first} minus {second}")
+    ax.set_title(f"linear-probe score, {first} minus {second} (last checkpoints)", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def _markdown(frame: pd.DataFrame, digits: int = 3) -> str:
     """A plain Markdown table (no optional dependency)."""
     if frame.empty:
@@ -339,6 +376,13 @@ def write_report(sweep_dir: str | Path, strength: dict[str, list[StrengthCurve]]
         wide = merged.pivot_table(index=["concept", "metric"], columns="run", values="value").reset_index()
         lines += ["## Runs compared (last checkpoint, best layer)", "", "![runs](runs-compared.png)", "",
                   _markdown(wide), ""]
+        first, second = list(tables)[:2]
+        diff = layer_differences(results, first, second)
+        if len(diff):
+            plot_layer_differences(diff, first, second, sweep_dir / "runs-layer-differences.png")
+            lines += [f"### Layer by layer: {first} minus {second}", "",
+                      "![layer differences](runs-layer-differences.png)", "",
+                      _markdown(diff.reset_index().rename_axis(columns=None)), ""]
     path = sweep_dir / "report.md"
     atomic_write_text("\n".join(lines), path)
     log.info("report written to %s", path)

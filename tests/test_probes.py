@@ -208,3 +208,27 @@ def test_sweep_writes_long_form_results_with_controls_and_resumes(boards, tmp_pa
     assert {p: p.stat().st_mtime for p in (tmp_path / "sweep" / "parts").iterdir()} == mtimes
     with pytest.raises(ValueError, match="labels for"):
         run_sweep(entries, x, [ConceptLabels("bad", "binary", y[:10])], games, keys, tmp_path / "bad", progress=False)
+
+
+def test_report_compares_two_runs_layer_by_layer(boards, tmp_path):
+    from probes.report import layer_differences, write_report
+    from probes.sweep import ConceptLabels, ModelEntry, SweepSettings, run_sweep
+
+    x, y, games = boards
+    x, y, games = x[:600], y[:600], games[:600]
+    entries = [ModelEntry(run, step, f"{run}{step}", hooked_activations(PlantedNet(planted=run == "agent"),
+                                                                        ["trunk", "hidden"]),
+                          [("trunk", False), ("hidden", False)])
+               for run in ("agent", "reference") for step in (10, 20)]
+    concepts = [ConceptLabels("parity", "binary", y), ConceptLabels("stones", "count", x.reshape(len(x), -1).sum(1))]
+    run_sweep(entries, x, concepts, games, np.arange(len(x)), tmp_path, SweepSettings(n_boot=10, tcav_runs=0),
+              progress=False)
+    import pandas as pd
+
+    diff = layer_differences(pd.read_parquet(tmp_path / "results.parquet"), "agent", "reference")
+    assert list(diff.columns) == ["trunk", "hidden"]  # forward order
+    assert diff.loc["parity", "hidden"] > 0.3  # only the agent's network carries the planted unit
+    assert abs(diff.loc["parity", "trunk"]) < 0.15  # the same random trunk below it
+    report = write_report(tmp_path).read_text()
+    assert "Layer by layer: agent minus reference" in report
+    assert (tmp_path / "runs-layer-differences.png").stat().st_size > 0
