@@ -12,7 +12,7 @@ once per feature matrix:
   `sklearn.linear_model.LogisticRegression` / `Ridge` on the standardised features (tested).
 * **logistic** (L2; binary concepts, categorical ones one-vs-rest): every target is a column
   of one batched problem solved by L-BFGS in torch, warm-started along an ascending path
-  of C (1e-5 to 100). C is chosen per target by the held-out log loss of an inner
+  of C (1e-3 to 100). C is chosen per target by the held-out log loss of an inner
   cross-validation grouped by game (a target leaves the path once its held-out loss rises),
   then each target is refitted on all train rows at its own C.
 * **ridge** (counts and continuous values): closed form from one eigendecomposition per
@@ -35,9 +35,10 @@ from sklearn.model_selection import GroupKFold
 
 log = logging.getLogger(__name__)
 
-C_GRID = tuple(np.logspace(-5, 2, 8))
+C_GRID = tuple(np.logspace(-3, 2, 6))
 ALPHA_GRID = tuple(np.logspace(-2, 5, 8))
 VARIANCE_FLOOR = 1e-6  # eigen-directions below this fraction of the largest variance are dropped
+EXIT_RISE = 1e-3  # a target leaves the C path once its held-out loss is this fraction above its best so far
 TOLERANCE_GRAD = 1e-4  # L-BFGS stops when every gradient component is below this (1e-6: same metrics within 0.003)
 
 
@@ -151,9 +152,10 @@ def _choose_C(z: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, groups: np
     """C per column by grouped inner CV: the grid value with the least summed held-out log loss.
 
     The path runs over ascending C, warm-started, all folds side by side. A column leaves
-    the path once its held-out loss rose from one C to the next (held-out loss is unimodal
-    in C in practice; the well-regularised end is the cheap one), so the costly weakly
-    regularised solves are only paid by columns that still improve.
+    the path once its held-out loss is more than `EXIT_RISE` above its best so far (held-out
+    loss is unimodal in C in practice, and flat at the strongly regularised end, where a
+    smaller rise is jitter); the costly weakly regularised solves are only paid by columns
+    that still improve.
     """
     splits = [(z[torch.from_numpy(f)], z[torch.from_numpy(v)], torch.from_numpy(f), torch.from_numpy(v))
               for f, v in inner_folds(groups, folds)]
@@ -172,8 +174,9 @@ def _choose_C(z: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, groups: np
             warm[f][0][:, active], warm[f][1][active] = u, b
             step_loss += _log_loss(torch.addmm(b, z_val, u), y[vr][:, cols], weight[vr][:, cols]).numpy()
         loss[ci, active] = step_loss
-        if ci > 0:
-            active = active[~(loss[ci, active] > loss[ci - 1, active])]
+        if ci > 0:  # leave once clearly past the minimum (not on jitter where the loss is flat)
+            best = loss[: ci + 1, active].min(axis=0)
+            active = active[~(loss[ci, active] > best * (1 + EXIT_RISE) + 1e-12)]
         if len(active) == 0:
             break
     return grid[np.argmin(loss, axis=0)]
