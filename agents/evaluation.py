@@ -216,14 +216,15 @@ def play_games(game: Game, player: PolicyPlayer, opponent: Callable, n_games: in
         raise ValueError(f"opening_plies must be >= 0, got {opening_plies}")
     rng = np.random.default_rng(seed)
     seats = np.arange(n_games) % 2  # the agent's seat in each game
-    states = [game.initial_state() for _ in range(n_games)]
-    for pair in range(0, n_games, 2):
+    openings = []
+    for _ in range((n_games + 1) // 2):
         opening = game.initial_state()
         for _ in range(opening_plies):
             if game.is_terminal(opening):
                 break
             opening = game.play(opening, int(rng.choice(game.legal_actions(opening))))
-        states[pair: pair + 2] = [opening] * len(states[pair: pair + 2])
+        openings.append(opening)
+    states = [openings[i // 2] for i in range(n_games)]  # game 2j and 2j+1 share opening j (states are immutable)
     while True:
         live = [i for i, s in enumerate(states) if not game.is_terminal(s)]
         if not live:

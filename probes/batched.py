@@ -161,17 +161,15 @@ def _choose_C(z: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, groups: np
               for f, v in inner_folds(groups, folds)]
     loss = np.full((len(grid), len(columns)), np.inf)
     active = np.arange(len(columns))
-    warm: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(splits)
+    warm = [(torch.zeros(z.shape[1], len(columns)), torch.zeros(len(columns))) for _ in splits]  # per fold
     for ci, c in enumerate(grid):
         cols = torch.from_numpy(columns[active])
         step_loss = np.zeros(len(active))
-        for f, (z_fit, z_val, fr, vr) in enumerate(splits):
+        for (z_fit, z_val, fr, vr), (warm_u, warm_b) in zip(splits, warm):
             yf, wf = y[fr][:, cols], weight[fr][:, cols]
-            init = None if warm[f] is None else (warm[f][0][:, active], warm[f][1][active])
-            u, b = _lbfgs_logistic(z_fit, yf, wf, penalty(np.full(len(active), c), wf), init, max_iter)
-            if warm[f] is None:
-                warm[f] = (torch.zeros(z.shape[1], len(columns)), torch.zeros(len(columns)))
-            warm[f][0][:, active], warm[f][1][active] = u, b
+            u, b = _lbfgs_logistic(z_fit, yf, wf, penalty(np.full(len(active), c), wf),
+                                   (warm_u[:, active], warm_b[active]), max_iter)
+            warm_u[:, active], warm_b[active] = u, b
             step_loss += _log_loss(torch.addmm(b, z_val, u), y[vr][:, cols], weight[vr][:, cols]).numpy()
         loss[ci, active] = step_loss
         if ci > 0:  # leave once clearly past the minimum (not on jitter where the loss is flat)

@@ -100,6 +100,13 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _layer_order(scores: pd.DataFrame) -> list[str]:
+    """The layers of `scores` in forward order (by ``layer_index``; else as they appear)."""
+    if "layer_index" in scores:
+        return list(scores.groupby("layer")["layer_index"].min().sort_values().index)
+    return list(dict.fromkeys(scores["layer"]))
+
+
 def plot_what_when_where(results: pd.DataFrame, run: str, path: Path, concepts: list[str] | None = None) -> Path:
     """One layer x step heatmap per concept of the run's linear-probe score."""
     import matplotlib
@@ -110,8 +117,7 @@ def plot_what_when_where(results: pd.DataFrame, run: str, path: Path, concepts: 
     scores = probe_scores(results)
     cells = scores[scores["run"] == run]
     concepts = concepts or sorted(cells["concept"].unique())
-    order = cells.groupby("layer")["layer_index"].min() if "layer_index" in cells else None
-    layers = list(order.sort_values().index) if order is not None else list(dict.fromkeys(cells["layer"]))
+    layers = _layer_order(cells)
     steps = sorted(cells["checkpoint_step"].unique())
     cols = 4
     rows = int(np.ceil(len(concepts) / cols))
@@ -271,10 +277,8 @@ def layer_differences(results: pd.DataFrame, first: str, second: str) -> pd.Data
         cells = scores[scores["run"] == run]
         cells = cells[cells["checkpoint_step"] == cells["checkpoint_step"].max()]
         grids.append(cells.pivot_table(index="concept", columns="layer", values="value"))
-    order = scores.groupby("layer")["layer_index"].min().sort_values().index if "layer_index" in scores else None
     diff = grids[0] - grids[1]
-    layers = [layer for layer in (order if order is not None else diff.columns) if layer in diff.columns]
-    return diff[layers].dropna(how="all")
+    return diff[[layer for layer in _layer_order(scores) if layer in diff.columns]].dropna(how="all")
 
 
 def plot_layer_differences(diff: pd.DataFrame, first: str, second: str, path: Path) -> Path:

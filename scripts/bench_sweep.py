@@ -54,7 +54,8 @@ def _fidelity(run: Path, dataset: Path, positions: int, layer: str, seed: int) -
     keys = np.array([str(game.canonical_key(s)) for s in states])
     groups = df["game_id"].to_numpy()
     entry = run_entries(run, checkpoints=1, random_seeds=0, include_input=False)[0]
-    features = as_flat(entry.activations(inputs)[layer])
+    acts = entry.activations(inputs)[layer]
+    features = as_flat(acts)
     names = [n for n, k in kinds.items() if k in ("binary", "categorical", "count")]
     targets = []
     for name in names:
@@ -77,18 +78,17 @@ def _fidelity(run: Path, dataset: Path, positions: int, layer: str, seed: int) -
         diffs[name] = {"metric": metric, "all": round(full[metric], 4), "pc256": round(reduced[metric], 4)}
     gaps = np.array([d["all"] - d["pc256"] for d in diffs.values()])
     report.update(per_concept=diffs, mean_drop=round(float(gaps.mean()), 4), max_drop=round(float(gaps.max()), 4))
-    report["spatial"] = _spatial_fidelity(entry, inputs, df, kinds, keys, groups, split, layer, seed)
+    report["spatial"] = _spatial_fidelity(acts, df, kinds, keys, groups, split, layer, seed)
     return report
 
 
-def _spatial_fidelity(entry, inputs, df, kinds: dict, keys, groups, split, layer: str, seed: int) -> dict:
+def _spatial_fidelity(acts, df, kinds: dict, keys, groups, split, layer: str, seed: int) -> dict:
     """Per-square probes on 4,000 positions vs the sweep default's 2,000: time and AUROC differences."""
     import numpy as np
     import pandas as pd
 
     from probes.sweep import ConceptLabels, _cell_rows
 
-    acts = entry.activations(inputs)[layer]
     squares = [ConceptLabels(n, "spatial", np.stack(df[n].to_numpy())) for n, k in kinds.items() if k == "spatial"]
     out: dict = {"concepts": len(squares)}
     auroc = {}

@@ -19,6 +19,9 @@ from typing import Optional
 
 import typer
 
+from agents.selfplay import DEFAULT_RANDOM_OPENING, DEFAULT_TIMESTEPS, TrainConfig
+
+DEFAULTS = TrainConfig()  # the one place the defaults live; the options below show them
 app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode=None)
 
 
@@ -43,37 +46,37 @@ def main(
     game: str = typer.Option("connect4", help="registered game: connect4, tictactoe, nim"),
     game_arg: list[str] = typer.Option([], help="game option KEY=VALUE (e.g. width=5, heaps=3,4,5); repeatable"),
     total_timesteps: Optional[int] = typer.Option(None, help="learner moves to train on [default: per game, "
-                                                             "connect4 2,400,000 (~30 min on 2 cores)]"),
+                                                             f"connect4 {DEFAULT_TIMESTEPS['connect4']:,} (~30 min on 2 cores)]"),
     seed: int = typer.Option(0, help="random seed (torch, numpy, envs, opponent pool)"),
     out: Optional[Path] = typer.Option(None, help="run folder [default: runs/GAME-seedSEED]"),
     resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its last checkpoint, with "
                                                         "its saved settings (--total-timesteps may extend it)"),
-    n_envs: int = typer.Option(64, help="boards played at once"),
-    n_steps: int = typer.Option(64, help="learner moves per board per rollout"),
-    batch_size: int = typer.Option(256, help="PPO minibatch size"),
-    n_epochs: int = typer.Option(3, help="PPO passes over each rollout"),
-    learning_rate: float = typer.Option(5e-4, help="initial learning rate (decays linearly to 20%)"),
-    ent_coef: float = typer.Option(0.01, help="entropy bonus"),
-    gamma: float = typer.Option(0.95, help="discount (below 1 prefers quicker wins and later losses; 0.95 beat 0.99 on "
+    n_envs: int = typer.Option(DEFAULTS.n_envs, help="boards played at once"),
+    n_steps: int = typer.Option(DEFAULTS.n_steps, help="learner moves per board per rollout"),
+    batch_size: int = typer.Option(DEFAULTS.batch_size, help="PPO minibatch size"),
+    n_epochs: int = typer.Option(DEFAULTS.n_epochs, help="PPO passes over each rollout"),
+    learning_rate: float = typer.Option(DEFAULTS.learning_rate, help="initial learning rate (decays linearly to 20%)"),
+    ent_coef: float = typer.Option(DEFAULTS.ent_coef, help="entropy bonus"),
+    gamma: float = typer.Option(DEFAULTS.gamma, help="discount (below 1 prefers quicker wins and later losses; 0.95 beat 0.99 on "
                                            "Pons' sets and against depth-2 at 2.4M steps)"),
-    latest_prob: float = typer.Option(0.5, help="share of games against the live policy (rest: snapshots, random)"),
-    random_prob: float = typer.Option(0.05, help="share of games against uniform random moves"),
+    latest_prob: float = typer.Option(DEFAULTS.latest_prob, help="share of games against the live policy (rest: snapshots, random)"),
+    random_prob: float = typer.Option(DEFAULTS.random_prob, help="share of games against uniform random moves"),
     random_opening: Optional[int] = typer.Option(None, help="training games open with 0..N random plies "
-                                                            "[default: per game, connect4 6]"),
-    channels: int = typer.Option(32, help="trunk width (convolution channels)"),
-    blocks: int = typer.Option(3, help="residual blocks in the trunk"),
-    checkpoints: int = typer.Option(12, help="log-spaced checkpoints, the final one included"),
-    eval_games: int = typer.Option(100, help="games per ladder opponent at each checkpoint (0: none)"),
+                                                            f"[default: per game, connect4 {DEFAULT_RANDOM_OPENING['connect4']}]"),
+    channels: int = typer.Option(DEFAULTS.network["channels"], help="trunk width (convolution channels)"),
+    blocks: int = typer.Option(DEFAULTS.network["blocks"], help="residual blocks in the trunk"),
+    checkpoints: int = typer.Option(DEFAULTS.checkpoints, help="log-spaced checkpoints, the final one included"),
+    eval_games: int = typer.Option(DEFAULTS.eval_games, help="games per ladder opponent at each checkpoint (0: none)"),
     evaluate: bool = typer.Option(True, "--eval/--no-eval", help="evaluate every checkpoint (or later, with "
                                                                  "evaluate_agent.py)"),
-    threads: int = typer.Option(2, help="torch threads"),
+    threads: int = typer.Option(DEFAULTS.torch_threads, help="torch threads"),
     progress: bool = typer.Option(True, "--progress/--quiet", help="show a progress bar"),
 ) -> None:
     from rich.console import Console
     from rich.table import Table
 
     from agents.evaluation import summarise
-    from agents.selfplay import TrainConfig, read_evaluations, train
+    from agents.selfplay import read_evaluations, train
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = TrainConfig(
@@ -81,7 +84,7 @@ def main(
         n_steps=n_steps, batch_size=batch_size, n_epochs=n_epochs, learning_rate=learning_rate, ent_coef=ent_coef,
         gamma=gamma,
         latest_prob=latest_prob, random_prob=random_prob, random_opening=random_opening,
-        network={"channels": channels, "blocks": blocks, "head_channels": 4, "head_hidden": 128},
+        network={**DEFAULTS.network, "channels": channels, "blocks": blocks},
         checkpoints=checkpoints, eval_games=eval_games, torch_threads=threads,
     )
     run_dir = out or Path("runs") / f"{game}-seed{seed}"
