@@ -180,7 +180,7 @@ def decisive_positions(game: Game, n: int = 300, seed: int = 0, min_ply: int | N
 def move_quality(player: PolicyPlayer, game: Game, labelled: LabelledSet, batch_size: int = 1024) -> dict:
     """Perfect- and good-move rates of `player` on a labelled set."""
     if len(labelled) == 0:
-        return {"n": 0, "perfect_rate": float("nan"), "good_rate": float("nan")}
+        return {"n": 0, "perfect_rate": float("nan"), "good_rate": float("nan"), "errors": dict.fromkeys(ERROR_KINDS, 0)}
     states = [game.parse(t) for t in labelled.texts]
     chosen = np.concatenate([
         player.act(np.stack([game.observation(s) for s in states[i:i + batch_size]]),
@@ -194,13 +194,44 @@ def move_quality(player: PolicyPlayer, game: Game, labelled: LabelledSet, batch_
     best = np.nanmax(scores, axis=1)
     perfect = picked == best
     good = np.sign(picked) == np.sign(best)
-    return {"n": len(states), "perfect_rate": float(perfect.mean()), "good_rate": float(good.mean())}
+    kinds = [error_kind(game, states[i], int(chosen[i])) for i in np.flatnonzero(~good)]
+    return {"n": len(states), "perfect_rate": float(perfect.mean()), "good_rate": float(good.mean()),
+            "errors": {kind: kinds.count(kind) for kind in ERROR_KINDS}}
+
+
+ERROR_KINDS = ("missed_immediate_win", "allowed_immediate_loss", "deeper")
+
+
+def _winning_actions(game: Game, state: Any) -> list[int]:
+    """Actions that win on the spot for the side to move."""
+    mover = game.to_play(state)
+    return [a for a in game.legal_actions(state) if game.returns(game.play(state, a), mover) > 0]
+
+
+def error_kind(game: Game, state: Any, action: int) -> str:
+    """Why a value-losing move was wrong, as far as one ply tells.
+
+    ``missed_immediate_win``: a move that wins at once was there; ``allowed_immediate_loss``:
+    after the move the opponent wins at once (a threat left unblocked, or a stone played
+    under the opponent's threat square); ``deeper``: the mistake needs more than one ply of
+    look-ahead to see.
+    """
+    if _winning_actions(game, state):
+        return "missed_immediate_win"
+    after = game.play(state, action)
+    if not game.is_terminal(after) and _winning_actions(game, after):
+        return "allowed_immediate_loss"
+    return "deeper"
 
 
 # ---------------------------------------------------------------------------- games
-def play_games(game: Game, player: PolicyPlayer, opponent: Callable, n_games: int, seed: int = 0,
+def play_games(game: Game, player: PolicyPlayer | Callable, opponent: Callable, n_games: int, seed: int = 0,
                opening_plies: int = 0) -> dict:
     """`n_games` games against `opponent` (half as first player, half as second), batched.
+
+    `player` is the side measured: a `PolicyPlayer` (its moves batched over all live games)
+    or any player ``(game, state, rng) -> action`` such as the scripted opponents, so that
+    the ladder itself can be measured on the same openings.
 
     With ``opening_plies > 0`` games come in pairs that start from the same opening of that
     many uniformly random moves, the agent taking one seat in the first game of the pair and
@@ -231,11 +262,14 @@ def play_games(game: Game, player: PolicyPlayer, opponent: Callable, n_games: in
             break
         agent_turn = [i for i in live if game.to_play(states[i]) == seats[i]]
         agent_moved = set(agent_turn)
-        if agent_turn:
+        if agent_turn and hasattr(player, "act"):
             obs = np.stack([game.observation(states[i]) for i in agent_turn])
             masks = np.stack([game.legal_mask(states[i]) for i in agent_turn])
             for i, a in zip(agent_turn, player.act(obs, masks)):
                 states[i] = game.play(states[i], int(a))
+        else:
+            for i in agent_turn:
+                states[i] = game.play(states[i], int(player(game, states[i], rng)))
         for i in live:
             if i not in agent_moved and not game.is_terminal(states[i]):
                 states[i] = game.play(states[i], opponent(game, states[i], rng))
@@ -297,6 +331,11 @@ def summarise(record: dict) -> list[tuple[str, str]]:
     rows = []
     for name, q in record.get("move_quality", {}).items():
         rows.append((f"{name}: good / perfect moves", f"{q['good_rate']:.1%} / {q['perfect_rate']:.1%}  (n={q['n']})"))
+        if "errors" in q and sum(q["errors"].values()):
+            e = q["errors"]
+            rows.append((f"{name}: value-losing moves by kind",
+                         f"{e['allowed_immediate_loss']} allow a win next ply, {e['missed_immediate_win']} miss a win "
+                         f"now, {e['deeper']} deeper"))
     for name, g in record.get("games", {}).items():
         f, s = g["as_first"], g["as_second"]
         rows.append((f"vs {name}: W/D/L first | second",

@@ -4,15 +4,21 @@ Pure self-play against the latest policy tends to chase its own tail (strategies
 or the policy collapses onto a narrow line that only beats itself). Mixing in past
 snapshots keeps old weaknesses punished. The pool is an `EpisodeAwareOpponent` for
 `games.envs.vector.SelfPlayVecEnv`: at the start of every game on a board it draws who
-plays the other seat (the live policy with probability `latest_prob`, otherwise a
-uniformly chosen snapshot), and every reply is sampled from that player's masked policy.
+plays the other seat (the live policy with probability `latest_prob`, uniform random
+moves with `random_prob`, one of the game's scripted players with `scripted_prob`,
+otherwise a uniformly chosen snapshot), and every reply is sampled from that player's
+masked policy (scripted players get the board itself, through `bind_states`).
+
+Scripted players (e.g. Connect Four's one-ply win-or-block and depth-2 alpha-beta) are a
+curriculum, as in league training: a policy that only meets itself can share one blind
+spot with its opponent for a long time, while a searcher punishes every tactical slip.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -31,25 +37,44 @@ class OpponentPool:
     :param latest_prob: probability that a game is played against the live policy.
     :param random_prob: probability that a game is played against uniform random moves.
     :param seed: seeds the draws.
+    :param scripted: named players ``(game, state, rng) -> action`` (a game's
+        ``baseline_players()``); each game against them picks one uniformly.
+    :param scripted_prob: probability that a game is played against a scripted player.
+    :param game: the game the scripted players play (needed with `scripted`).
     """
 
     LATEST = -1
     RANDOM = -2
+    SCRIPTED = -3  # scripted player k is coded SCRIPTED - k
 
     def __init__(self, policy: Any, num_envs: int, max_size: int = 16, latest_prob: float = 0.5,
-                 random_prob: float = 0.0, seed: int = 0) -> None:
-        if not 0 <= latest_prob <= 1 or not 0 <= random_prob <= 1 or latest_prob + random_prob > 1:
-            raise ValueError(f"need 0 <= latest_prob, random_prob and their sum <= 1; got {latest_prob}, {random_prob}")
+                 random_prob: float = 0.0, seed: int = 0, scripted: Mapping[str, Any] | None = None,
+                 scripted_prob: float = 0.0, game: Any = None) -> None:
+        probs = {"latest_prob": latest_prob, "random_prob": random_prob, "scripted_prob": scripted_prob}
+        if any(not 0 <= p <= 1 for p in probs.values()) or sum(probs.values()) > 1 + 1e-9:
+            raise ValueError(f"need each share in [0, 1] and their sum <= 1; got {probs}")
         if max_size < 0:
             raise ValueError(f"max_size must be >= 0, got {max_size}")
+        self.scripted = dict(scripted or {})
+        if scripted_prob > 0 and not self.scripted:
+            raise ValueError("scripted_prob > 0 needs scripted players (this game has none)")
+        if self.scripted and game is None:
+            raise ValueError("scripted players need the game they play")
         self.policy = policy
         self.max_size = max_size
         self.latest_prob = latest_prob
         self.random_prob = random_prob
+        self.scripted_prob = scripted_prob if self.scripted else 0.0
+        self.game = game
+        self.state_of: Callable[[int], Any] | None = None
         self.snapshots: list[Any] = []
         self.snapshot_steps: list[int] = []
         self.assignment = np.full(num_envs, self.LATEST, dtype=np.int64)
         self.rng = np.random.default_rng(seed)
+
+    def bind_states(self, state_of: Callable[[int], Any]) -> None:
+        """Give scripted players the boards: `state_of(row)` is board `row`'s game state."""
+        self.state_of = state_of
 
     # ------------------------------------------------------------------ pool content
     def add_snapshot(self, timestep: int) -> None:
@@ -100,11 +125,17 @@ class OpponentPool:
         """Draw the opponent of each board in `rows` for its next game."""
         u = self.rng.random(len(rows))
         who = np.full(len(rows), self.LATEST, dtype=np.int64)
+        edge_random = self.latest_prob + self.random_prob
+        edge_scripted = edge_random + self.scripted_prob
         if self.snapshots:
             pick = self.rng.integers(0, len(self.snapshots), size=len(rows))
-            use_snapshot = u >= self.latest_prob + self.random_prob
+            use_snapshot = u >= edge_scripted
             who[use_snapshot] = pick[use_snapshot]
-        who[(u >= self.latest_prob) & (u < self.latest_prob + self.random_prob)] = self.RANDOM
+        who[(u >= self.latest_prob) & (u < edge_random)] = self.RANDOM
+        if self.scripted:
+            script = self.SCRIPTED - self.rng.integers(0, len(self.scripted), size=len(rows))
+            use_script = (u >= edge_random) & (u < edge_scripted)
+            who[use_script] = script[use_script]
         self.assignment[rows] = who
 
     def __call__(self, obs: np.ndarray, masks: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -115,9 +146,19 @@ class OpponentPool:
             if player == self.RANDOM:
                 actions[sel] = [self.rng.choice(np.flatnonzero(m)) for m in masks[sel]]
                 continue
+            if player <= self.SCRIPTED:
+                actions[sel] = self._scripted_actions(self.SCRIPTED - player, rows[sel])
+                continue
             policy = self.policy if player == self.LATEST else self.snapshots[player]
             actions[sel] = sample_actions(policy, obs[sel], masks[sel])
         return actions
+
+
+    def _scripted_actions(self, index: int, rows: np.ndarray) -> list[int]:
+        if self.state_of is None:
+            raise RuntimeError("scripted opponents need the boards: call pool.bind_states(env.state) first")
+        player = list(self.scripted.values())[index]
+        return [int(player(self.game, self.state_of(int(row)), self.rng)) for row in rows]
 
 
 def sample_actions(policy: Any, obs: np.ndarray, masks: np.ndarray, deterministic: bool = False) -> np.ndarray:

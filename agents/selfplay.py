@@ -69,6 +69,9 @@ class TrainConfig:
     :param snapshot_every: timesteps between snapshots added to the pool.
     :param latest_prob: share of games against the live policy (the rest: random + snapshots).
     :param random_prob: share of games against uniform random moves.
+    :param scripted_prob: share of games against the game's scripted players (its
+        ``baseline_players()``, e.g. win-or-block and depth-2/4 alpha-beta for Connect Four).
+    :param scripted_players: which of them (None: all).
     :param random_opening: each training game opens with 0 to this many uniformly random
         plies (None: the game's default), for variety of positions.
     :param checkpoints: number of log-spaced checkpoints (the final one included).
@@ -98,6 +101,8 @@ class TrainConfig:
     snapshot_every: int = 100_000
     latest_prob: float = 0.5
     random_prob: float = 0.05
+    scripted_prob: float = 0.0
+    scripted_players: list[str] | None = None
     random_opening: int | None = None
     checkpoints: int = 12
     eval_games: int = 100
@@ -118,6 +123,16 @@ class TrainConfig:
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
         NetworkConfig(**self.network)  # validates
+
+    def scripted_opponents(self, game: Any) -> dict[str, Any]:
+        """The scripted players this run trains against (clear error on an unknown name)."""
+        available = game.baseline_players()
+        if self.scripted_players is None:
+            return available
+        unknown = sorted(set(self.scripted_players) - set(available))
+        if unknown:
+            raise ValueError(f"unknown scripted players {unknown} for {game.name}; available: {sorted(available)}")
+        return {name: available[name] for name in self.scripted_players}
 
     @property
     def rollout_size(self) -> int:
@@ -232,12 +247,17 @@ def read_evaluations(run_dir: str | Path) -> list[dict]:
 def _build(config: TrainConfig, run_dir: Path) -> tuple[Any, Any, OpponentPool]:
     from sb3_contrib import MaskablePPO
 
+    import games
     from games.envs.vector import SelfPlayVecEnv
 
+    game = games.get(config.game, **config.game_kwargs)
+    scripted = config.scripted_opponents(game) if config.scripted_prob > 0 else {}
     pool = OpponentPool(None, config.n_envs, max_size=config.pool_size, latest_prob=config.latest_prob,
-                        random_prob=config.random_prob, seed=config.seed)
-    env = SelfPlayVecEnv(config.game, num_envs=config.n_envs, opponent=pool, seed=config.seed,
-                         random_opening=config.random_opening, **config.game_kwargs)
+                        random_prob=config.random_prob, seed=config.seed, scripted=scripted,
+                        scripted_prob=config.scripted_prob, game=game)
+    env = SelfPlayVecEnv(game, num_envs=config.n_envs, opponent=pool, seed=config.seed,
+                         random_opening=config.random_opening)
+    pool.bind_states(env.state)
     model = MaskablePPO(
         BoardPolicy, env,
         learning_rate=LinearSchedule(config.learning_rate, config.lr_final_fraction),

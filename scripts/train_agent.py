@@ -61,6 +61,10 @@ def main(
                                            "Pons' sets and against depth-2 at 2.4M steps)"),
     latest_prob: float = typer.Option(DEFAULTS.latest_prob, help="share of games against the live policy (rest: snapshots, random)"),
     random_prob: float = typer.Option(DEFAULTS.random_prob, help="share of games against uniform random moves"),
+    scripted_prob: float = typer.Option(DEFAULTS.scripted_prob, help="share of games against the game's scripted "
+                                                                     "players (connect4: win-or-block, alpha-beta "
+                                                                     "depth 2 and 4)"),
+    scripted: Optional[str] = typer.Option(None, help="comma-separated scripted players to use [default: all]"),
     random_opening: Optional[int] = typer.Option(None, help="training games open with 0..N random plies "
                                                             f"[default: per game, connect4 {DEFAULT_RANDOM_OPENING['connect4']}]"),
     channels: int = typer.Option(DEFAULTS.network["channels"], help="trunk width (convolution channels)"),
@@ -83,7 +87,8 @@ def main(
         game=game, game_kwargs=_parse_game_args(game_arg), total_timesteps=total_timesteps, seed=seed, n_envs=n_envs,
         n_steps=n_steps, batch_size=batch_size, n_epochs=n_epochs, learning_rate=learning_rate, ent_coef=ent_coef,
         gamma=gamma,
-        latest_prob=latest_prob, random_prob=random_prob, random_opening=random_opening,
+        latest_prob=latest_prob, random_prob=random_prob, random_opening=random_opening, scripted_prob=scripted_prob,
+        scripted_players=[name.strip() for name in scripted.split(",")] if scripted else None,
         network={**DEFAULTS.network, "channels": channels, "blocks": blocks},
         checkpoints=checkpoints, eval_games=eval_games, torch_threads=threads,
     )

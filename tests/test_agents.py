@@ -127,6 +127,55 @@ def test_pool_draws_opponents_by_probability_and_round_trips(tiny_run):
         OpponentPool(model.policy, 4, latest_prob=0.9, random_prob=0.2)
 
 
+def test_pool_scripted_players_get_the_real_board_and_their_share():
+    """Scripted opponents (a game's baseline players) play from the env's own boards."""
+    game = games.get("connect4")
+    seen = []
+
+    def lowest_column(g, state, rng):  # deterministic, records what it was shown
+        seen.append((int(state.mask), int(state.current)))
+        return int(np.flatnonzero(g.legal_mask(state))[0])
+
+    pool = OpponentPool(None, num_envs=6, max_size=0, latest_prob=0.0, random_prob=0.0, seed=0,
+                        scripted={"lowest": lowest_column}, scripted_prob=1.0, game=game)
+    env = SelfPlayVecEnv(game, num_envs=6, opponent=pool, seed=0)
+    pool.bind_states(env.state)
+    env.reset()
+    assert (pool.assignment == OpponentPool.SCRIPTED).all()
+    # boards where the learner is second: the scripted player opened in column 0 ...
+    assert [env.state(i).moves for i in range(6)] == [0, 1, 0, 1, 0, 1]
+    assert seen == [(0, 0)] * 3
+
+    def bits(text):
+        position = game.parse(text)
+        return int(position.mask), int(position.current)
+
+    seen.clear()
+    env.step(np.full(6, 3))
+    # ... and every reply was chosen on the board the learner had just moved on
+    assert seen == [bits("4") if i % 2 == 0 else bits("14") for i in range(6)]
+    assert [bits(t) for t in ("41", "141") * 3] == [(int(env.state(i).mask), int(env.state(i).current))
+                                                    for i in range(6)]
+    shares = OpponentPool(None, num_envs=4000, latest_prob=0.5, random_prob=0.1, scripted_prob=0.3, game=game,
+                          scripted=game.baseline_players(), seed=1)
+    shares.new_episodes(np.arange(4000))
+    scripted = shares.assignment <= OpponentPool.SCRIPTED
+    assert abs(scripted.mean() - 0.3) < 0.03
+    assert set(np.unique(shares.assignment[scripted])) == {-3, -4, -5}  # all three players drawn
+    with pytest.raises(ValueError, match="scripted players"):
+        OpponentPool(None, 4, scripted_prob=0.2, game=game)
+    with pytest.raises(ValueError, match="sum"):
+        OpponentPool(None, 4, latest_prob=0.6, random_prob=0.1, scripted_prob=0.4, game=game,
+                     scripted={"lowest": lowest_column})
+    with pytest.raises(RuntimeError, match="bind_states"):
+        unbound = OpponentPool(None, 2, latest_prob=0.0, scripted_prob=1.0, game=game,
+                               scripted={"lowest": lowest_column})
+        unbound.new_episodes(np.arange(2))
+        unbound(np.zeros((2, *game.obs_shape), np.float32), np.ones((2, 7), bool), np.arange(2))
+    with pytest.raises(ValueError, match="unknown scripted players"):
+        TrainConfig(scripted_players=["alphabeta-9"]).scripted_opponents(game)
+
+
 def test_pool_in_the_vec_env_is_told_about_every_new_game():
     calls = []
 
@@ -168,12 +217,14 @@ def test_move_quality_on_positions_with_known_answers():
     best = [int(np.nanargmax(row)) for row in labelled.scores]
     assert best[0] == 0  # the immediate win
     q = move_quality(FixedPlayer(best), game, labelled)
-    assert q == {"n": 2, "perfect_rate": 1.0, "good_rate": 1.0}
+    no_errors = {"missed_immediate_win": 0, "allowed_immediate_loss": 0, "deeper": 0}
+    assert q == {"n": 2, "perfect_rate": 1.0, "good_rate": 1.0, "errors": no_errors}
     # a move that throws the win away is neither perfect nor good
     losing = [int(np.nanargmin(labelled.scores[0])), best[1]]
     assert np.sign(labelled.scores[0][losing[0]]) < 0
     q = move_quality(FixedPlayer(losing), game, labelled)
     assert q["perfect_rate"] == 0.5 and q["good_rate"] == 0.5
+    assert q["errors"] == {**no_errors, "missed_immediate_win": 1}
     # in a lost position every move is good, but only the longest defence is perfect
     lost = "44556"  # X holds 4-5-6 on the bottom row, open at both ends: O to move is lost
     scores = game.action_scores(game.parse(lost))
@@ -181,6 +232,23 @@ def test_move_quality_on_positions_with_known_answers():
     worst = int(np.nanargmin(scores))
     q = move_quality(FixedPlayer([worst]), game, LabelledSet("lost", [lost], scores[None]))
     assert q["good_rate"] == 1.0 and q["perfect_rate"] == float(scores[worst] == np.nanmax(scores))
+
+
+def test_error_kinds_tell_one_ply_blunders_from_deeper_ones():
+    from agents.evaluation import error_kind
+
+    game = games.get("connect4")
+    # O holds 2-3-4 on the bottom row, 1 is X's, 5 is open: X must block in column 5
+    must_block = game.parse("721364")
+    assert error_kind(game, must_block, 0) == "allowed_immediate_loss"
+    # X can win at once in column 1 (three stacked there) and plays elsewhere
+    assert error_kind(game, game.parse("121212"), 3) == "missed_immediate_win"
+    # a quiet opening position: any mistake there is a deeper one
+    assert error_kind(game, game.parse("4455"), 0) == "deeper"
+    # playing under the opponent's threat square (column 5 here: the reply on top of it wins)
+    under = game.parse("677767744")
+    assert [error_kind(game, under, a) for a in game.legal_actions(under)].count("allowed_immediate_loss") == 1
+    assert error_kind(game, under, 4) == "allowed_immediate_loss"
 
 
 def test_play_games_counts_both_colours():
@@ -217,6 +285,8 @@ def test_paired_random_openings_vary_games_and_swap_colours():
     # each opening is played with both colours by identical players: results mirror exactly
     assert paired["as_first"]["win"] == paired["as_second"]["loss"]
     assert paired["as_first"]["loss"] == paired["as_second"]["win"]
+    # a scripted player measured in the agent's seat plays the same games as the batched one
+    assert play_games(game, first_legal, first_legal, 60, seed=0, opening_plies=4) == paired
     with pytest.raises(ValueError, match="opening_plies"):
         play_games(game, _FirstLegalPlayer(), first_legal, 2, opening_plies=-1)
 
@@ -422,3 +492,19 @@ def test_probe_sweep_script_on_a_tiny_run(tiny_run, tmp_path):
     assert {"win_in_1", "threat_squares_me", "value"} <= set(df["concept"]) and "good_moves" not in set(df["concept"])
     assert {run.name, "random-0", "input", "baseline"} == set(df["run"])
     assert df[(df["concept"] == "threat_squares_me") & (df["run"] == run.name)]["layer"].str.contains("blocks|stem|conv").all()
+
+
+def test_bench_ladder_measures_scripted_players_and_names_unknown_ones(tmp_path):
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_ladder.py"
+    out = tmp_path / "ladder.json"
+    done = subprocess.run([sys.executable, str(script), "--players", "win-or-block", "--opponents", "random",
+                           "--games", "8", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads(out.read_text())["results"]
+    assert row["player"] == "win-or-block" and row["games"] == 8 and row["all"]["win"] >= 0.5
+    bad = subprocess.run([sys.executable, str(script), "--players", "alphabeta-x", "--out", str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "unknown player 'alphabeta-x'" in bad.stdout + bad.stderr

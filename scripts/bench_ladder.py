@@ -1,0 +1,94 @@
+"""How strong is the evaluation ladder itself? Scripted and perfect players against each other.
+
+The agent's targets are win rates against the ladder's opponents (e.g. 80% against depth-2
+alpha-beta as both colours). This script plays other *searching* players against the
+same opponents, under the same protocol as `agents.evaluation` (random two-move openings,
+each played once with each colour, ties broken at random), so that a target can be read
+against what search achieves: how often does depth-4 alpha-beta, or the perfect player,
+beat depth-2?
+
+Players: ``random``, the game's baseline players (Connect Four: ``win-or-block``,
+``alphabeta-2``, ``alphabeta-4``), ``alphabeta-N`` for any depth (Connect Four) and
+``perfect`` (a value-keeping move from the exact solver, ties at random; slow on early
+positions, so give it few games).
+
+    python scripts/bench_ladder.py --players win-or-block,alphabeta-4,alphabeta-6 --opponents alphabeta-2
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode=None)
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+
+
+def make_player(game, name: str):
+    """A player ``(game, state, rng) -> action`` from its name (clear error on an unknown one)."""
+    from games.envs.opponents import perfect_opponent, random_opponent
+
+    ladder = game.baseline_players()
+    if name in ladder:
+        return ladder[name]
+    if name == "random":
+        return random_opponent
+    if name == "perfect":
+        return perfect_opponent
+    if name.startswith("alphabeta-") and game.name == "connect4":
+        from games.connect4.players import AlphaBetaPlayer
+
+        depth = name.removeprefix("alphabeta-")
+        if depth.isdigit():
+            return AlphaBetaPlayer(int(depth))
+    known = ["random", "perfect", *ladder] + (["alphabeta-N"] if game.name == "connect4" else [])
+    raise typer.BadParameter(f"unknown player {name!r} for {game.name}; known: {', '.join(known)}")
+
+
+@app.command()
+def main(
+    players: str = typer.Option("win-or-block,alphabeta-2,alphabeta-4,alphabeta-6",
+                                help="comma-separated players measured"),
+    opponents: str = typer.Option("alphabeta-2", help="comma-separated opponents they play"),
+    game_name: str = typer.Option("connect4", "--game", help="registered game"),
+    n_games: int = typer.Option(200, "--games", help="games per pair (half per colour)"),
+    opening_plies: int = typer.Option(2, help="random opening moves, each opening played with both colours"),
+    seed: int = typer.Option(0, help="seed of the openings and the tie-breaks"),
+    out: Path = typer.Option(None, help="JSON output [default: results/ladder_<game>.json]"),
+) -> None:
+    import games
+    from _reporting import machine_info, write_json
+    from rich.console import Console
+    from rich.table import Table
+
+    from agents.evaluation import play_games
+
+    game = games.get(game_name)
+    measured = {name: make_player(game, name) for name in players.split(",") if name}
+    against = {name: make_player(game, name) for name in opponents.split(",") if name}
+    report = {"machine": machine_info(), "game": repr(game), "games_per_pair": n_games,
+              "opening_plies": opening_plies, "seed": seed, "results": []}
+    table = Table(title=f"{game.name}: W/D/L of the player, first | second ({n_games} games per pair, "
+                        f"{opening_plies}-move random openings)")
+    for column in ("player", "opponent", "first", "second", "all wins", "seconds"):
+        table.add_column(column)
+    for name, player in measured.items():
+        for opponent_name, opponent in against.items():
+            t0 = time.perf_counter()
+            result = play_games(game, player, opponent, n_games, seed=seed, opening_plies=opening_plies)
+            seconds = time.perf_counter() - t0
+            report["results"].append({"player": name, "opponent": opponent_name, "seconds": seconds, **result})
+            f, s = result["as_first"], result["as_second"]
+            table.add_row(name, opponent_name, f"{f['win']:.0%}/{f['draw']:.0%}/{f['loss']:.0%}",
+                          f"{s['win']:.0%}/{s['draw']:.0%}/{s['loss']:.0%}", f"{result['all']['win']:.1%}",
+                          f"{seconds:.1f}")
+    Console().print(table)
+    path = write_json(out or RESULTS / f"ladder_{game.name}.json", report)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    app()
