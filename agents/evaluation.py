@@ -333,9 +333,8 @@ def summarise(record: dict) -> list[tuple[str, str]]:
         rows.append((f"{name}: good / perfect moves", f"{q['good_rate']:.1%} / {q['perfect_rate']:.1%}  (n={q['n']})"))
         if "errors" in q and sum(q["errors"].values()):
             e = q["errors"]
-            rows.append((f"{name}: value-losing moves by kind",
-                         f"{e['allowed_immediate_loss']} allow a win next ply, {e['missed_immediate_win']} miss a win "
-                         f"now, {e['deeper']} deeper"))
+            rows.append((f"{name}: errors by kind", f"{e['allowed_immediate_loss']} allow a win / "
+                                                     f"{e['missed_immediate_win']} miss a win / {e['deeper']} deeper"))
     for name, g in record.get("games", {}).items():
         f, s = g["as_first"], g["as_second"]
         rows.append((f"vs {name}: W/D/L first | second",

@@ -41,7 +41,7 @@ from games.atomic import atomic_write_text
 log = logging.getLogger(__name__)
 
 # Per-game budgets for "train with the defaults" (Connect Four: about 30 minutes on 2 cores).
-DEFAULT_TIMESTEPS = {"connect4": 2_400_000, "tictactoe": 300_000, "nim": 200_000}
+DEFAULT_TIMESTEPS = {"connect4": 4_000_000, "tictactoe": 300_000, "nim": 200_000}
 # Most random plies that open a training game (drawn uniformly from 0 to this, per game):
 # self-play games end early, so without deep openings the network rarely sees crowded boards.
 DEFAULT_RANDOM_OPENING = {"connect4": 24, "tictactoe": 4, "nim": 0}

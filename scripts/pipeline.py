@@ -46,7 +46,7 @@ def main(
     run: Path = typer.Option(Path("runs") / "connect4-seed0", help="agent run folder (resumed if it exists)"),
     game: str = typer.Option("connect4", help="registered game"),
     timesteps: Optional[int] = typer.Option(None, help="agent training budget [default: the game's, "
-                                                       "connect4 2,400,000]"),
+                                                       "connect4 4,000,000]"),
     positions: int = typer.Option(4000, help="labelled positions for the probes"),
     min_ply: int = typer.Option(14, help="fewest stones of a probe position (the solver labels them fast)"),
     reference: bool = typer.Option(False, "--reference", help="also train and sweep the reference network"),

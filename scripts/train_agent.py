@@ -1,6 +1,6 @@
 """Train a MaskablePPO agent by self-play and measure it against the exact solver.
 
-Defaults train Connect Four 7x6 for about 30 minutes on 2 CPU cores (2.4M learner moves)
+Defaults train Connect Four 7x6 for about 30 minutes on 2 CPU cores (4M learner moves)
 into runs/connect4-seed0: log-spaced checkpoints, an evaluation record per checkpoint
 (perfect/good-move rates on Pons' test sets and on decisive positions; games against
 random, win-or-block and depth-2/4 alpha-beta), strength.png and TensorBoard logs
