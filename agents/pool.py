@@ -153,7 +153,6 @@ class OpponentPool:
             actions[sel] = sample_actions(policy, obs[sel], masks[sel])
         return actions
 
-
     def _scripted_actions(self, index: int, rows: np.ndarray) -> list[int]:
         if self.state_of is None:
             raise RuntimeError("scripted opponents need the boards: call pool.bind_states(env.state) first")
