@@ -56,6 +56,7 @@ class OpponentPool:
         if max_size < 0:
             raise ValueError(f"max_size must be >= 0, got {max_size}")
         self.scripted = dict(scripted or {})
+        self._scripted_by_index = list(self.scripted.values())
         if scripted_prob > 0 and not self.scripted:
             raise ValueError("scripted_prob > 0 needs scripted players (this game has none)")
         if self.scripted and game is None:
@@ -156,7 +157,7 @@ class OpponentPool:
     def _scripted_actions(self, index: int, rows: np.ndarray) -> list[int]:
         if self.state_of is None:
             raise RuntimeError("scripted opponents need the boards: call pool.bind_states(env.state) first")
-        player = list(self.scripted.values())[index]
+        player = self._scripted_by_index[index]
         return [int(player(self.game, self.state_of(int(row)), self.rng)) for row in rows]
 
 

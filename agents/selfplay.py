@@ -122,6 +122,9 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        shares = {"latest_prob": self.latest_prob, "random_prob": self.random_prob, "scripted_prob": self.scripted_prob}
+        if any(not 0 <= p <= 1 for p in shares.values()) or sum(shares.values()) > 1 + 1e-9:
+            raise ValueError(f"opponent shares must each be in [0, 1] and sum to at most 1; got {shares}")
         NetworkConfig(**self.network)  # validates
 
     def scripted_opponents(self, game: Any) -> dict[str, Any]:
@@ -244,14 +247,11 @@ def read_evaluations(run_dir: str | Path) -> list[dict]:
     return sorted(records, key=lambda r: r["timestep"])
 
 
-def _build(config: TrainConfig, run_dir: Path) -> tuple[Any, Any, OpponentPool]:
+def _build(config: TrainConfig, game: Any, scripted: dict[str, Any], run_dir: Path) -> tuple[Any, Any, OpponentPool]:
     from sb3_contrib import MaskablePPO
 
-    import games
     from games.envs.vector import SelfPlayVecEnv
 
-    game = games.get(config.game, **config.game_kwargs)
-    scripted = config.scripted_opponents(game) if config.scripted_prob > 0 else {}
     pool = OpponentPool(None, config.n_envs, max_size=config.pool_size, latest_prob=config.latest_prob,
                         random_prob=config.random_prob, seed=config.seed, scripted=scripted,
                         scripted_prob=config.scripted_prob, game=game)
@@ -288,6 +288,7 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, progre
 
     run_dir = Path(run_dir)
     game = games.get(config.game, **config.game_kwargs)  # fails early on an unknown game or bad size
+    scripted = config.scripted_opponents(game)  # fails early on an unknown scripted player
     config_file = run_dir / "config.json"
     existing = list_checkpoints(run_dir)
     if existing and not resume:
@@ -304,7 +305,7 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, progre
     atomic_write_text(json.dumps({"config": asdict(config), "versions": library_versions(),
                                   "game": repr(game)}, indent=2), config_file)
 
-    model, env, pool = _build(config, run_dir)
+    model, env, pool = _build(config, game, scripted if config.scripted_prob > 0 else {}, run_dir)
     if resume and existing:
         step, last = existing[-1]
         log.info("resuming from %s", last)

@@ -29,15 +29,13 @@ RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 def make_player(game, name: str):
     """A player ``(game, state, rng) -> action`` from its name (clear error on an unknown one)."""
-    from games.envs.opponents import perfect_opponent, random_opponent
+    from games.envs.opponents import make_opponent
 
     ladder = game.baseline_players()
     if name in ladder:
         return ladder[name]
-    if name == "random":
-        return random_opponent
-    if name == "perfect":
-        return perfect_opponent
+    if name in ("random", "perfect"):
+        return make_opponent(name)
     if name.startswith("alphabeta-") and game.name == "connect4":
         from games.connect4.players import AlphaBetaPlayer
 

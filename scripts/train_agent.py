@@ -80,18 +80,23 @@ def main(
     from rich.table import Table
 
     from agents.evaluation import summarise
+    import games
     from agents.selfplay import read_evaluations, train
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    config = TrainConfig(
-        game=game, game_kwargs=_parse_game_args(game_arg), total_timesteps=total_timesteps, seed=seed, n_envs=n_envs,
-        n_steps=n_steps, batch_size=batch_size, n_epochs=n_epochs, learning_rate=learning_rate, ent_coef=ent_coef,
-        gamma=gamma,
-        latest_prob=latest_prob, random_prob=random_prob, random_opening=random_opening, scripted_prob=scripted_prob,
-        scripted_players=[name.strip() for name in scripted.split(",")] if scripted else None,
-        network={**DEFAULTS.network, "channels": channels, "blocks": blocks},
-        checkpoints=checkpoints, eval_games=eval_games, torch_threads=threads,
-    )
+    try:
+        config = TrainConfig(
+            game=game, game_kwargs=_parse_game_args(game_arg), total_timesteps=total_timesteps, seed=seed,
+            n_envs=n_envs, n_steps=n_steps, batch_size=batch_size, n_epochs=n_epochs, learning_rate=learning_rate,
+            ent_coef=ent_coef, gamma=gamma, latest_prob=latest_prob, random_prob=random_prob,
+            random_opening=random_opening, scripted_prob=scripted_prob,
+            scripted_players=[name.strip() for name in scripted.split(",")] if scripted else None,
+            network={**DEFAULTS.network, "channels": channels, "blocks": blocks},
+            checkpoints=checkpoints, eval_games=eval_games, torch_threads=threads,
+        )
+        config.scripted_opponents(games.get(config.game, **config.game_kwargs))  # unknown game, size or player
+    except ValueError as exc:  # a setting out of range: name it, no traceback
+        raise typer.BadParameter(str(exc)) from exc
     run_dir = out or Path("runs") / f"{game}-seed{seed}"
     if resume and (run_dir / "config.json").exists():  # continue with the run's own settings
         config = TrainConfig.from_json(run_dir / "config.json")
@@ -99,7 +104,10 @@ def main(
             config.total_timesteps = total_timesteps
     console = Console()
     console.print(f"training {game} {config.game_kwargs or ''} for {config.total_timesteps:,} timesteps into {run_dir}")
-    final = train(config, run_dir, resume=resume, progress_bar=progress, evaluate=evaluate)
+    try:
+        final = train(config, run_dir, resume=resume, progress_bar=progress, evaluate=evaluate)
+    except FileExistsError as exc:  # --out holds a run and --resume was not given
+        raise typer.BadParameter(str(exc)) from exc
     console.print(f"final checkpoint: {final}")
     records = read_evaluations(run_dir)
     if records and "move_quality" in records[-1]:

@@ -167,10 +167,9 @@ def test_pool_scripted_players_get_the_real_board_and_their_share():
     with pytest.raises(ValueError, match="sum"):
         OpponentPool(None, 4, latest_prob=0.6, random_prob=0.1, scripted_prob=0.4, game=game,
                      scripted={"lowest": lowest_column})
+    unbound = OpponentPool(None, 2, latest_prob=0.0, scripted_prob=1.0, game=game, scripted={"lowest": lowest_column})
+    unbound.new_episodes(np.arange(2))
     with pytest.raises(RuntimeError, match="bind_states"):
-        unbound = OpponentPool(None, 2, latest_prob=0.0, scripted_prob=1.0, game=game,
-                               scripted={"lowest": lowest_column})
-        unbound.new_episodes(np.arange(2))
         unbound(np.zeros((2, *game.obs_shape), np.float32), np.ones((2, 7), bool), np.arange(2))
     with pytest.raises(ValueError, match="unknown scripted players"):
         TrainConfig(scripted_players=["alphabeta-9"]).scripted_opponents(game)
