@@ -14,6 +14,12 @@ Two families of measurements, for any registered game:
   with each colour, so that a greedy agent against a near-deterministic searcher does not
   replay one game; opponents also break ties at random.
 
+The agent measured is the network alone, greedy, no search; by default it averages its
+log-probabilities over the game's symmetric views of the board (Connect Four: the board and
+its mirror image), which makes the policy exactly symmetric and cancels much of the
+network's orientation-dependent noise (`PolicyPlayer`; ``symmetrize=False`` measures the
+raw network). Records say which (``views``).
+
 Per-action scores come from the game's exact oracle and are cached on disk
 (``$SOLVEDLENS_CACHE/eval_sets``), so evaluating checkpoint after checkpoint is cheap. The
 labels of the default Connect Four sets ship in ``data/eval_sets`` (labelling every move of
@@ -28,12 +34,13 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
+import torch
 
 from agents.pool import sample_actions
-from games.base import Game
+from games.base import Game, Symmetry
 from games.envs.opponents import random_opponent
 
 log = logging.getLogger(__name__)
@@ -43,22 +50,51 @@ log = logging.getLogger(__name__)
 class PolicyPlayer:
     """A maskable SB3 policy that plays its most likely legal action (batched or one state).
 
+    With `symmetries` (a game's ``symmetries()``, identity included) the player looks at
+    every symmetric view of the board and plays the legal action with the highest mean
+    log-probability over the views, each mapped back to the real board: one network, no
+    search, no look-ahead, but a policy that is exactly symmetric where the network alone is
+    only roughly so (for Connect Four, the board and its mirror image: two forward passes).
+
     :param policy: an SB3 policy (or a model with ``.policy``).
     :param name: how the player is described (e.g. its checkpoint path).
+    :param symmetries: views to average over (None or only the identity: the network as is).
     """
 
-    def __init__(self, policy: Any, name: str = "policy") -> None:
+    def __init__(self, policy: Any, name: str = "policy", symmetries: Sequence[Symmetry] | None = None) -> None:
         self.policy = getattr(policy, "policy", policy)
         self.name = name
+        self.symmetries = list(symmetries or [])
+        if self.symmetries and self.symmetries[0].name != "identity":
+            raise ValueError(f"symmetries must start with the identity, got {self.symmetries[0].name!r} first")
 
     def __repr__(self) -> str:
-        return f"PolicyPlayer({self.name})"
+        views = f", {len(self.symmetries)} views" if len(self.symmetries) > 1 else ""
+        return f"PolicyPlayer({self.name}{views})"
 
     def act(self, obs: np.ndarray, masks: np.ndarray) -> np.ndarray:
         """Greedy legal actions for a batch of observations and legal-action masks."""
+        masks = np.asarray(masks, dtype=bool)
         if not masks.any(axis=1).all():
             raise ValueError("every state handed to the agent needs at least one legal action")
-        return sample_actions(self.policy, np.asarray(obs, dtype=np.float32), masks, deterministic=True)
+        obs = np.asarray(obs, dtype=np.float32)
+        if len(self.symmetries) <= 1:
+            return sample_actions(self.policy, obs, masks, deterministic=True)
+        return np.where(masks, self.mean_log_probs(obs, masks), -np.inf).argmax(axis=1)
+
+    def mean_log_probs(self, obs: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        """Log-probabilities of every action (``[N, A]``; illegal ones very negative), averaged over the views."""
+        total = np.zeros(masks.shape, dtype=np.float64)
+        for sym in self.symmetries or [None]:
+            view_obs = obs if sym is None else sym.apply_planes(obs)
+            view_masks = masks if sym is None else sym.apply_actions(masks)
+            with torch.no_grad():
+                dist = self.policy.get_distribution(torch.as_tensor(np.ascontiguousarray(view_obs),
+                                                                    device=self.policy.device),
+                                                    action_masks=view_masks)
+                log_probs = dist.distribution.logits.cpu().numpy()  # normalised over the legal actions
+            total += log_probs if sym is None else log_probs[:, sym.action_perm]  # back to the real board
+        return total / max(len(self.symmetries), 1)
 
     def __call__(self, game: Game, state: Any, rng: np.random.Generator) -> int:
         obs = game.observation(state)[None]
@@ -177,16 +213,24 @@ def decisive_positions(game: Game, n: int = 300, seed: int = 0, min_ply: int | N
     return labelled
 
 
+def _planes(game: Game, states: list) -> tuple[np.ndarray, np.ndarray]:
+    """Observations and legal masks of `states`, stacked."""
+    return (np.stack([game.observation(s) for s in states]).astype(np.float32),
+            np.stack([game.legal_mask(s) for s in states]))
+
+
+def _greedy_moves(player: PolicyPlayer, obs: np.ndarray, masks: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """`player`'s action on every position, in batches."""
+    return np.concatenate([player.act(obs[i:i + batch_size], masks[i:i + batch_size])
+                           for i in range(0, len(obs), batch_size)])
+
+
 def move_quality(player: PolicyPlayer, game: Game, labelled: LabelledSet, batch_size: int = 1024) -> dict:
     """Perfect- and good-move rates of `player` on a labelled set."""
     if len(labelled) == 0:
         return {"n": 0, "perfect_rate": float("nan"), "good_rate": float("nan"), "errors": dict.fromkeys(ERROR_KINDS, 0)}
     states = [game.parse(t) for t in labelled.texts]
-    chosen = np.concatenate([
-        player.act(np.stack([game.observation(s) for s in states[i:i + batch_size]]),
-                   np.stack([game.legal_mask(s) for s in states[i:i + batch_size]]))
-        for i in range(0, len(states), batch_size)
-    ])
+    chosen = _greedy_moves(player, *_planes(game, states), batch_size=batch_size)
     scores = labelled.scores
     picked = scores[np.arange(len(states)), chosen]
     if np.isnan(picked).any():
@@ -197,6 +241,28 @@ def move_quality(player: PolicyPlayer, game: Game, labelled: LabelledSet, batch_
     kinds = [error_kind(game, states[i], int(chosen[i])) for i in np.flatnonzero(~good)]
     return {"n": len(states), "perfect_rate": float(perfect.mean()), "good_rate": float(good.mean()),
             "errors": {kind: kinds.count(kind) for kind in ERROR_KINDS}}
+
+
+def symmetry_consistency(player: PolicyPlayer, game: Game, texts: Sequence[str], batch_size: int = 1024) -> float:
+    """How symmetric a player plays: the share of positions on which its move on every
+    symmetric view of the board is the image of its move on the board as given (for the
+    network alone, ``PolicyPlayer(policy)``; a player over all views scores 1 up to ties).
+
+    Positions that a symmetry maps onto themselves are left out (there the two moves may
+    differ only by a tie). NaN when the game has no symmetry besides the identity or no
+    position is left.
+    """
+    symmetries = game.symmetries()[1:]
+    if not symmetries or not texts:
+        return float("nan")
+    obs, masks = _planes(game, [game.parse(t) for t in texts])
+    chosen = _greedy_moves(player, obs, masks, batch_size)
+    consistent, fixed = np.ones(len(texts), bool), np.zeros(len(texts), bool)
+    for sym in symmetries:
+        view_obs = sym.apply_planes(obs)
+        fixed |= (view_obs == obs).reshape(len(obs), -1).all(axis=1)
+        consistent &= _greedy_moves(player, view_obs, sym.apply_actions(masks), batch_size) == sym.action_perm[chosen]
+    return float(consistent[~fixed].mean()) if (~fixed).any() else float("nan")
 
 
 ERROR_KINDS = ("missed_immediate_win", "allowed_immediate_loss", "deeper")
@@ -293,6 +359,8 @@ class EvaluationSuite:
     :param seed: seeds the decisive sample, the openings and the opponents' tie-breaking.
     :param opening_plies: games start from random openings of this many moves, each opening
         played once with each colour (see `play_games`).
+    :param symmetrize: the agent averages its policy over the game's symmetric views of the
+        board (see `PolicyPlayer`); False measures the network on the board as given.
     """
 
     game: Game
@@ -301,6 +369,7 @@ class EvaluationSuite:
     max_positions: int | None = None
     seed: int = 0
     opening_plies: int = 2
+    symmetrize: bool = True
 
     def __post_init__(self) -> None:
         self.sets: list[LabelledSet] = []
@@ -313,17 +382,32 @@ class EvaluationSuite:
             self.sets.append(decisive_positions(self.game, self.decisive, seed=self.seed))
         self.opponents = {"random": random_opponent, **self.game.baseline_players()}
 
+    def player(self, policy: Any) -> PolicyPlayer:
+        """The agent as this suite measures it: greedy, over the symmetric views if `symmetrize`."""
+        return PolicyPlayer(policy, symmetries=self.game.symmetries() if self.symmetrize else None)
+
     def run(self, policy: Any) -> dict:
-        """Evaluate a policy: move quality on every set, then games against every opponent."""
-        player = PolicyPlayer(policy)
-        record: dict = {"move_quality": {}, "games": {}}
+        """Evaluate a policy: move quality on every set (and how symmetric the network alone
+        plays there), then games against every opponent."""
+        player = self.player(policy)
+        record: dict = {"views": max(len(player.symmetries), 1), "move_quality": {}, "games": {}}
         for labelled in self.sets:
             record["move_quality"][labelled.name] = move_quality(player, self.game, labelled)
+        if len(self.game.symmetries()) > 1:  # the network alone, whatever the agent's views
+            network = PolicyPlayer(policy)
+            record["symmetry_consistency"] = {labelled.name: symmetry_consistency(network, self.game, labelled.texts)
+                                              for labelled in self.sets}
         for name, opponent in self.opponents.items():
             if self.games_per_opponent:
                 record["games"][name] = play_games(self.game, player, opponent, self.games_per_opponent, seed=self.seed,
                                                    opening_plies=self.opening_plies)
         return record
+
+
+def agent_description(record: dict) -> str:
+    """How the agent of an evaluation record played, e.g. "network alone, greedy, mean of 2 symmetric views"."""
+    views = int(record.get("views", 1))  # records written before views existed measured one view
+    return "network alone, greedy" + (f", mean of {views} symmetric views" if views > 1 else ", one view")
 
 
 def summarise(record: dict) -> list[tuple[str, str]]:
@@ -335,6 +419,8 @@ def summarise(record: dict) -> list[tuple[str, str]]:
             e = q["errors"]
             rows.append((f"{name}: errors by kind", f"{e['allowed_immediate_loss']} allow a win / "
                                                      f"{e['missed_immediate_win']} miss a win / {e['deeper']} deeper"))
+    for name, rate in record.get("symmetry_consistency", {}).items():
+        rows.append((f"{name}: network alone, moves consistent under symmetry", f"{rate:.1%}"))
     for name, g in record.get("games", {}).items():
         f, s = g["as_first"], g["as_second"]
         rows.append((f"vs {name}: W/D/L first | second",

@@ -13,7 +13,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 def plot_strength(records: list[dict], path: str | Path, title: str = "") -> Path:
     """Two panels against training timesteps (log scale): good-move (solid) and perfect-move
     (dashed) rates on each position set, and win rates (both colours pooled) against each
-    ladder opponent. Written atomically as PNG."""
+    ladder opponent. The agent plays as the records say (``views``: the network alone, or its
+    policy averaged over the board's symmetric views). Written atomically as PNG."""
+    from agents.evaluation import agent_description
     from games.atomic import atomic_save_figure
 
     path = Path(path)
@@ -26,7 +28,8 @@ def plot_strength(records: list[dict], path: str | Path, title: str = "") -> Pat
                   label=f"{name} good")
         ax_q.plot(steps, [r["move_quality"][name]["perfect_rate"] for r in records], "--", color=color, alpha=0.7,
                   label=f"{name} perfect")
-    ax_q.set(title="move quality vs the exact solver (network alone)", xlabel="timesteps", ylabel="rate", ylim=(0, 1.02))
+    seen = agent_description(records[-1]) if records else "network alone"
+    ax_q.set(title=f"move quality vs the exact solver\n({seen})", xlabel="timesteps", ylabel="rate", ylim=(0, 1.02))
     opponents = list(records[-1].get("games", {})) if records else []
     for i, name in enumerate(opponents):
         ax_g.plot(steps, [r["games"][name]["all"]["win"] for r in records], "-o", ms=3, color=f"C{i}", label=name)

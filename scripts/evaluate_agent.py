@@ -4,7 +4,9 @@ Perfect- and good-move rates on every fixed position set of the game (Pons' thre
 sets for Connect Four 7x6, all 1,000 positions each) and on sampled decisive positions,
 then games as both colours against random, win-or-block and depth-2/4 alpha-beta (Connect
 Four) or a perfect player (small games), from random two-move openings played once with
-each colour.
+each colour. By default the agent averages its policy over the game's symmetric views of
+the board (the board and its mirror image for Connect Four: still one network and no
+search); --single-view measures the network on the board as given.
 
     python scripts/evaluate_agent.py runs/connect4-seed0                 # its latest checkpoint
     python scripts/evaluate_agent.py runs/connect4-seed0/checkpoints/step_002400256.zip --json eval.json
@@ -45,6 +47,9 @@ def main(
     seed: int = typer.Option(0, help="seed of the decisive sample, the openings and the opponents' tie-breaks"),
     opening_plies: int = typer.Option(2, help="games start from random openings of this many moves, each played "
                                               "with both colours (0: from the empty board)"),
+    symmetrize: bool = typer.Option(True, "--symmetrize/--single-view",
+                                    help="average the policy over the game's symmetric views of the board, or use "
+                                         "the board as given"),
 ) -> None:
     import torch
     from rich.console import Console
@@ -52,7 +57,7 @@ def main(
 
     from agents.checkpoints import load_agent, resolve_checkpoint
     from games.atomic import atomic_write_text
-    from agents.evaluation import EvaluationSuite, summarise
+    from agents.evaluation import EvaluationSuite, agent_description, summarise
 
     torch.set_num_threads(1)
     try:
@@ -66,9 +71,10 @@ def main(
         raise typer.BadParameter(f"{path} was trained on observations {obs_shape} with {model.action_space.n} actions; "
                                  f"{the_game!r} has {the_game.obs_shape} and {the_game.num_actions}")
     suite = EvaluationSuite(the_game, games_per_opponent=games_per_opponent, decisive=decisive,
-                            max_positions=max_positions or None, seed=seed, opening_plies=opening_plies)
+                            max_positions=max_positions or None, seed=seed, opening_plies=opening_plies,
+                            symmetrize=symmetrize)
     record = {"checkpoint": str(path), "game": repr(the_game), "timestep": int(model.num_timesteps), **suite.run(model)}
-    table = Table(title=f"{path} ({model.num_timesteps:,} timesteps): network alone, greedy")
+    table = Table(title=f"{path} ({model.num_timesteps:,} timesteps): {agent_description(record)}")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for metric, value in summarise(record):

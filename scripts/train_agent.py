@@ -79,7 +79,7 @@ def main(
     from rich.console import Console
     from rich.table import Table
 
-    from agents.evaluation import summarise
+    from agents.evaluation import agent_description, summarise
     import games
     from agents.selfplay import read_evaluations, train
 
@@ -111,7 +111,7 @@ def main(
     console.print(f"final checkpoint: {final}")
     records = read_evaluations(run_dir)
     if records and "move_quality" in records[-1]:
-        table = Table(title=f"strength at {records[-1]['timestep']:,} timesteps (network alone, greedy)")
+        table = Table(title=f"strength at {records[-1]['timestep']:,} timesteps ({agent_description(records[-1])})")
         table.add_column("metric")
         table.add_column("value", justify="right")
         for metric, value in summarise(records[-1]):

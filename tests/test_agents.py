@@ -250,6 +250,73 @@ def test_error_kinds_tell_one_ply_blunders_from_deeper_ones():
     assert error_kind(game, under, 4) == "allowed_immediate_loss"
 
 
+def _random_positions(game, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Observations, legal masks and texts of `n` positions reached by random play (non-terminal)."""
+    rng = random.Random(seed)
+    obs, masks, texts = [], [], []
+    while len(obs) < n:
+        state = game.initial_state()
+        for _ in range(rng.randrange(0, 20)):
+            if game.is_terminal(state):
+                break
+            state = game.play(state, rng.choice(game.legal_actions(state)))
+        if not game.is_terminal(state):
+            obs.append(game.observation(state))
+            masks.append(game.legal_mask(state))
+            texts.append(game.to_text(state))
+    return np.stack(obs).astype(np.float32), np.stack(masks), texts
+
+
+@pytest.mark.parametrize("name", ["connect4", "tictactoe"])
+def test_symmetrized_player_is_exactly_equivariant_where_the_network_is_not(name):
+    from sb3_contrib import MaskablePPO
+
+    torch.manual_seed(0)
+    game = games.get(name)
+    env = SelfPlayVecEnv(name, num_envs=2, opponent="random", seed=0)
+    model = MaskablePPO(BoardPolicy, env, n_steps=8, batch_size=16, policy_kwargs={"network": TINY_NET}, device="cpu")
+    for p in model.policy.parameters():  # a random network with large, asymmetric weights
+        torch.nn.init.normal_(p, std=0.5)
+    obs, masks, texts = _random_positions(game, 24, seed=1)
+    syms = game.symmetries()
+    assert len(syms) == {"connect4": 2, "tictactoe": 8}[name]
+    raw, views = PolicyPlayer(model), PolicyPlayer(model, symmetries=syms)
+    assert repr(views).endswith(f"{len(syms)} views)")
+    for sym in syms[1:]:
+        moved_obs, moved_masks = sym.apply_planes(obs), sym.apply_actions(masks)
+        # averaged over the views, the log-probabilities of the moved board are the moved log-probabilities
+        np.testing.assert_allclose(views.mean_log_probs(moved_obs, moved_masks),
+                                   sym.apply_actions(views.mean_log_probs(obs, masks)), atol=1e-4)
+        # the network alone is not symmetric
+        assert not np.allclose(raw.mean_log_probs(moved_obs, moved_masks), sym.apply_actions(raw.mean_log_probs(obs, masks)),
+                               atol=1e-2)
+    # the identity view alone is the plain greedy network, and the views never pick an illegal move
+    assert np.array_equal(PolicyPlayer(model, symmetries=syms[:1]).act(obs, masks), raw.act(obs, masks))
+    chosen = views.act(obs, masks)
+    assert masks[np.arange(len(chosen)), chosen].all()
+    # the single-view log-probabilities are the policy's own, normalised over the legal moves
+    logp = raw.mean_log_probs(obs, masks)
+    np.testing.assert_allclose(np.exp(np.where(masks, logp, -np.inf)).sum(axis=1), 1.0, atol=1e-5)
+    # so the player over all views plays symmetrically, the network alone does not
+    from agents.evaluation import symmetry_consistency
+
+    assert symmetry_consistency(views, game, texts) == 1.0 and symmetry_consistency(raw, game, texts) < 1.0
+    with pytest.raises(ValueError, match="identity"):
+        PolicyPlayer(model, symmetries=syms[1:])
+
+
+def test_symmetry_consistency_counts_moves_that_commute_with_the_board_symmetries():
+    from agents.evaluation import symmetry_consistency
+
+    game = games.get("connect4")
+    texts = ["4455", "1", "7", "12", "76", "444"]  # "444" is its own mirror image: left out
+    # the leftmost legal column is never the mirror image of itself off the centre
+    assert symmetry_consistency(_FirstLegalPlayer(), game, texts) == 0.0
+    assert np.isnan(symmetry_consistency(_FirstLegalPlayer(), game, ["444"]))  # only a self-mirrored board
+    nim = games.get("nim", heaps=(1, 3, 5))
+    assert len(nim.symmetries()) == 1 and np.isnan(symmetry_consistency(_FirstLegalPlayer(), nim, ["1,2,3|0"]))
+
+
 def test_play_games_counts_both_colours():
     game = games.get("tictactoe")
     from games.envs.opponents import perfect_opponent
@@ -367,6 +434,8 @@ def test_run_folder_holds_checkpoints_evaluations_and_plot(tiny_run):
     records = read_evaluations(run)
     assert [r["timestep"] for r in records] == steps
     assert set(records[-1]["games"]) == {"random", "perfect"} and "decisive" in records[-1]["move_quality"]
+    assert records[-1]["views"] == 8  # tic-tac-toe's symmetries
+    assert set(records[-1]["symmetry_consistency"]) == set(records[-1]["move_quality"])
     assert (run / "strength.png").read_bytes()[:4] == b"\x89PNG"
     assert any((run / "tb").rglob("events.out.tfevents.*"))
 
@@ -442,6 +511,10 @@ def test_evaluate_agent_cli(tiny_run, tmp_path):
     assert done.returncode == 0, done.stderr
     record = json.loads(out.read_text())
     assert record["timestep"] == list_checkpoints(run)[-1][0] and record["move_quality"]["decisive"]["n"] == 5
+    assert record["views"] == 8
+    done = subprocess.run(cmd + ["--single-view"], capture_output=True, text=True, cwd=root)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(out.read_text())["views"] == 1
     done = subprocess.run([sys.executable, str(root / "scripts" / "evaluate_agent.py"), str(tmp_path / "nope")],
                           capture_output=True, text=True, cwd=root)
     assert done.returncode != 0 and "does not exist" in done.stderr + done.stdout
