@@ -84,17 +84,18 @@ class PolicyPlayer:
 
     def mean_log_probs(self, obs: np.ndarray, masks: np.ndarray) -> np.ndarray:
         """Log-probabilities of every action (``[N, A]``; illegal ones very negative), averaged over the views."""
-        total = np.zeros(masks.shape, dtype=np.float64)
-        for sym in self.symmetries or [None]:
-            view_obs = obs if sym is None else sym.apply_planes(obs)
-            view_masks = masks if sym is None else sym.apply_actions(masks)
-            with torch.no_grad():
-                dist = self.policy.get_distribution(torch.as_tensor(np.ascontiguousarray(view_obs),
-                                                                    device=self.policy.device),
-                                                    action_masks=view_masks)
-                log_probs = dist.distribution.logits.cpu().numpy()  # normalised over the legal actions
-            total += log_probs if sym is None else log_probs[:, sym.action_perm]  # back to the real board
-        return total / max(len(self.symmetries), 1)
+        if not self.symmetries:
+            return self._log_probs(obs, masks)
+        total = sum(self._log_probs(sym.apply_planes(obs), sym.apply_actions(masks))[:, sym.action_perm]  # real board
+                    for sym in self.symmetries)
+        return total / len(self.symmetries)
+
+    def _log_probs(self, obs: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        """The policy's log-probabilities on one view, normalised over its legal actions."""
+        with torch.no_grad():
+            obs_t = torch.as_tensor(np.ascontiguousarray(obs), device=self.policy.device)
+            dist = self.policy.get_distribution(obs_t, action_masks=masks)
+            return dist.distribution.logits.cpu().numpy().astype(np.float64)
 
     def __call__(self, game: Game, state: Any, rng: np.random.Generator) -> int:
         obs = game.observation(state)[None]
