@@ -15,7 +15,9 @@ killed run leaves either the previous file or the new one, never half of one.
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +104,55 @@ def load_agent(path: str | Path, device: str = "cpu") -> Any:
         return MaskablePPO.load(checkpoint, device=device)
     except Exception as exc:  # SB3 raises many kinds; name the file and the cause
         raise ValueError(f"cannot load checkpoint {checkpoint}: {type(exc).__name__}: {exc}") from exc
+
+
+def game_of_run(run_dir: str | Path):
+    """The game a run (self-play or reference) was trained on, from its ``config.json`` (clear error if missing)."""
+    import games
+
+    config_file = Path(run_dir) / "config.json"
+    if not config_file.exists():
+        raise FileNotFoundError(f"{config_file} does not exist: {run_dir} is not a training run folder")
+    data = json.loads(config_file.read_text())
+    config = data.get("config", data)
+    if "game" not in config:
+        raise ValueError(f"{config_file} names no game")
+    return games.get(config["game"], **config.get("game_kwargs", {}))
+
+
+@dataclass
+class LoadedAgent:
+    """A checkpoint loaded for use: its path, the MaskablePPO model and the game it plays."""
+
+    path: Path
+    model: Any
+    game: Any
+
+
+def load_agent_for_game(checkpoint: str | Path, game: str | None = None) -> LoadedAgent:
+    """Load a checkpoint (file or run folder) and the game it was trained on, checked against each other.
+
+    The game comes from the run folder's ``config.json`` (checkpoint in ``RUN/checkpoints/``)
+    or, when `game` is given, from the registry. Raises `FileNotFoundError` or `ValueError`
+    naming the problem: no checkpoint, an unreadable one, no run folder and no `game`, or a
+    network whose observation shape or action count does not fit the game.
+    """
+    import games
+
+    path = resolve_checkpoint(checkpoint)
+    model = load_agent(path)
+    if game is not None:
+        the_game = games.get(game)
+    else:
+        try:
+            the_game = game_of_run(path.parent.parent)
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(f"{exc}; pass the game it plays (--game)") from exc
+    obs_shape = tuple(model.observation_space.shape)
+    if obs_shape != tuple(the_game.obs_shape) or model.action_space.n != the_game.num_actions:
+        raise ValueError(f"{path} was trained on observations {obs_shape} with {model.action_space.n} actions; "
+                         f"{the_game!r} has {tuple(the_game.obs_shape)} and {the_game.num_actions}")
+    return LoadedAgent(path, model, the_game)
 
 
 def library_versions() -> dict[str, str]:

@@ -293,7 +293,7 @@ def error_kind(game: Game, state: Any, action: int) -> str:
 
 # ---------------------------------------------------------------------------- games
 def play_games(game: Game, player: PolicyPlayer | Callable, opponent: Callable, n_games: int, seed: int = 0,
-               opening_plies: int = 0) -> dict:
+               opening_plies: int = 0, keep_moves: bool = False) -> dict:
     """`n_games` games against `opponent` (half as first player, half as second), batched.
 
     `player` is the side measured: a `PolicyPlayer` (its moves batched over all live games)
@@ -306,7 +306,10 @@ def play_games(game: Game, player: PolicyPlayer | Callable, opponent: Callable, 
     (alpha-beta whose ties are rare) would otherwise replay one game per colour, and a win
     rate over such games measures a single game.
 
-    Returns wins, draws and losses for each colour and overall, from the agent's side.
+    Returns wins, draws and losses for each colour and overall, from the agent's side; with
+    `keep_moves` also ``"moves"``: one ``{"seat", "actions", "result"}`` per game (the
+    agent's seat, every action from the empty board, opening included, and the result for
+    the agent), for post-mortems such as `agents.diagnostics.where_games_slip`.
     """
     if n_games < 2:
         raise ValueError(f"n_games must be at least 2 (one per colour), got {n_games}")
@@ -314,15 +317,23 @@ def play_games(game: Game, player: PolicyPlayer | Callable, opponent: Callable, 
         raise ValueError(f"opening_plies must be >= 0, got {opening_plies}")
     rng = np.random.default_rng(seed)
     seats = np.arange(n_games) % 2  # the agent's seat in each game
-    openings = []
+    openings, opening_actions = [], []
     for _ in range((n_games + 1) // 2):
-        opening = game.initial_state()
+        opening, actions = game.initial_state(), []
         for _ in range(opening_plies):
             if game.is_terminal(opening):
                 break
-            opening = game.play(opening, int(rng.choice(game.legal_actions(opening))))
+            actions.append(int(rng.choice(game.legal_actions(opening))))
+            opening = game.play(opening, actions[-1])
         openings.append(opening)
+        opening_actions.append(actions)
     states = [openings[i // 2] for i in range(n_games)]  # game 2j and 2j+1 share opening j (states are immutable)
+    history = [list(opening_actions[i // 2]) for i in range(n_games)]
+
+    def move(i: int, action: int) -> None:
+        states[i] = game.play(states[i], action)
+        history[i].append(action)
+
     while True:
         live = [i for i, s in enumerate(states) if not game.is_terminal(s)]
         if not live:
@@ -333,18 +344,21 @@ def play_games(game: Game, player: PolicyPlayer | Callable, opponent: Callable, 
             obs = np.stack([game.observation(states[i]) for i in agent_turn])
             masks = np.stack([game.legal_mask(states[i]) for i in agent_turn])
             for i, a in zip(agent_turn, player.act(obs, masks)):
-                states[i] = game.play(states[i], int(a))
+                move(i, int(a))
         else:
             for i in agent_turn:
-                states[i] = game.play(states[i], int(player(game, states[i], rng)))
+                move(i, int(player(game, states[i], rng)))
         for i in live:
             if i not in agent_moved and not game.is_terminal(states[i]):
-                states[i] = game.play(states[i], opponent(game, states[i], rng))
+                move(i, int(opponent(game, states[i], rng)))
     results = np.array([game.returns(s, int(seat)) for s, seat in zip(states, seats)])
     out: dict = {"games": n_games, "opening_plies": opening_plies}
     for label, sel in (("as_first", seats == 0), ("as_second", seats == 1), ("all", np.ones(n_games, bool))):
         r = results[sel]
         out[label] = {"win": float((r > 0).mean()), "draw": float((r == 0).mean()), "loss": float((r < 0).mean())}
+    if keep_moves:
+        out["moves"] = [{"seat": int(seat), "actions": actions, "result": int(result)}
+                        for seat, actions, result in zip(seats, history, results)]
     return out
 
 

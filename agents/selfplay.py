@@ -151,20 +151,6 @@ class TrainConfig:
         return cls(**data.get("config", data))
 
 
-def game_of_run(run_dir: str | Path):
-    """The game a run (self-play or reference) was trained on, from its ``config.json`` (clear error if missing)."""
-    import games
-
-    config_file = Path(run_dir) / "config.json"
-    if not config_file.exists():
-        raise FileNotFoundError(f"{config_file} does not exist: {run_dir} is not a training run folder")
-    data = json.loads(config_file.read_text())
-    config = data.get("config", data)
-    if "game" not in config:
-        raise ValueError(f"{config_file} names no game")
-    return games.get(config["game"], **config.get("game_kwargs", {}))
-
-
 class LinearSchedule:
     """Learning rate from `start` down to ``start * final_fraction`` over training (picklable)."""
 

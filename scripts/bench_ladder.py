@@ -13,6 +13,9 @@ Players: ``random``, the game's baseline players (Connect Four: ``win-or-block``
 positions, so give it few games).
 
     python scripts/bench_ladder.py --players win-or-block,alphabeta-4,alphabeta-6 --opponents alphabeta-2
+
+With ``--postmortem`` every game is also replayed with the exact oracle (`agents.diagnostics`):
+how often the measured player held a win, and how often it converted one.
 """
 
 from __future__ import annotations
@@ -56,12 +59,16 @@ def main(
     opening_plies: int = typer.Option(2, help="random opening moves, each opening played with both colours"),
     seed: int = typer.Option(0, help="seed of the openings and the tie-breaks"),
     out: Path = typer.Option(None, help="JSON output [default: results/ladder_<game>.json]"),
+    postmortem: bool = typer.Option(False, "--postmortem", help="also replay every game with the exact oracle from "
+                                    "the game's fast-oracle ply on and record where they slipped "
+                                    "(agents.diagnostics; as scripts/analyze_games.py does for an agent)"),
 ) -> None:
     import games
     from _reporting import machine_info, write_json
     from rich.console import Console
     from rich.table import Table
 
+    from agents.diagnostics import where_games_slip
     from agents.evaluation import play_games
 
     game = games.get(game_name)
@@ -71,18 +78,25 @@ def main(
               "opening_plies": opening_plies, "seed": seed, "results": []}
     table = Table(title=f"{game.name}: W/D/L of the player, first | second ({n_games} games per pair, "
                         f"{opening_plies}-move random openings)")
-    for column in ("player", "opponent", "first", "second", "all wins", "seconds"):
+    columns = ["player", "opponent", "first", "second", "all wins", "seconds"]
+    for column in columns + (["won / held a win: first; second"] if postmortem else []):
         table.add_column(column)
     for name, player in measured.items():
         for opponent_name, opponent in against.items():
             t0 = time.perf_counter()
-            result = play_games(game, player, opponent, n_games, seed=seed, opening_plies=opening_plies)
+            result = play_games(game, player, opponent, n_games, seed=seed, opening_plies=opening_plies,
+                                keep_moves=postmortem)
             seconds = time.perf_counter() - t0
+            if postmortem:
+                result["postmortem"] = where_games_slip(game, result.pop("moves"), only_unwon=False)["summary"]
             report["results"].append({"player": name, "opponent": opponent_name, "seconds": seconds, **result})
             f, s = result["as_first"], result["as_second"]
-            table.add_row(name, opponent_name, f"{f['win']:.0%}/{f['draw']:.0%}/{f['loss']:.0%}",
-                          f"{s['win']:.0%}/{s['draw']:.0%}/{s['loss']:.0%}", f"{result['all']['win']:.1%}",
-                          f"{seconds:.1f}")
+            row = [name, opponent_name, f"{f['win']:.0%}/{f['draw']:.0%}/{f['loss']:.0%}",
+                   f"{s['win']:.0%}/{s['draw']:.0%}/{s['loss']:.0%}", f"{result['all']['win']:.1%}", f"{seconds:.1f}"]
+            if postmortem:
+                held = result["postmortem"]["held_a_win"]
+                row.append("; ".join(f"{held[seat]['won']} / {held[seat]['games']}" for seat in ("first", "second")))
+            table.add_row(*row)
     Console().print(table)
     path = write_json(out or RESULTS / f"ladder_{game.name}.json", report)
     print(f"wrote {path}")

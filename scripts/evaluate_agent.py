@@ -23,19 +23,6 @@ import typer
 app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode=None)
 
 
-def _game_of(checkpoint: Path, game: Optional[str]):
-    """The game a checkpoint was trained on: from its run's config.json, else from --game."""
-    import games
-    from agents.selfplay import game_of_run
-
-    if game is not None:
-        return games.get(game)
-    try:
-        return game_of_run(checkpoint.parent.parent)
-    except FileNotFoundError as exc:
-        raise typer.BadParameter(f"{exc}; pass --game") from exc
-
-
 @app.command()
 def main(
     checkpoint: Path = typer.Argument(..., help="a checkpoint .zip or a run folder (its latest checkpoint)"),
@@ -55,21 +42,16 @@ def main(
     from rich.console import Console
     from rich.table import Table
 
-    from agents.checkpoints import load_agent, resolve_checkpoint
-    from games.atomic import atomic_write_text
+    from agents.checkpoints import load_agent_for_game
     from agents.evaluation import EvaluationSuite, agent_description, summarise
+    from games.atomic import atomic_write_text
 
     torch.set_num_threads(1)
     try:
-        path = resolve_checkpoint(checkpoint)
-        model = load_agent(path)
+        loaded = load_agent_for_game(checkpoint, game)
     except (FileNotFoundError, ValueError) as exc:
         raise typer.BadParameter(str(exc), param_hint="CHECKPOINT") from exc
-    the_game = _game_of(path, game)
-    obs_shape = tuple(model.observation_space.shape)
-    if obs_shape != tuple(the_game.obs_shape) or model.action_space.n != the_game.num_actions:
-        raise typer.BadParameter(f"{path} was trained on observations {obs_shape} with {model.action_space.n} actions; "
-                                 f"{the_game!r} has {the_game.obs_shape} and {the_game.num_actions}")
+    path, model, the_game = loaded.path, loaded.model, loaded.game
     suite = EvaluationSuite(the_game, games_per_opponent=games_per_opponent, decisive=decisive,
                             max_positions=max_positions or None, seed=seed, opening_plies=opening_plies,
                             symmetrize=symmetrize)

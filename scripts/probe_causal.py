@@ -48,11 +48,9 @@ def main(
     from rich.console import Console
     from rich.table import Table
 
-    import games
     from agents.causal import plot_erasure, plot_steering, run_causal_suite, summary_rows
-    from agents.checkpoints import load_agent, resolve_checkpoint
+    from agents.checkpoints import load_agent_for_game
     from agents.network import probe_layers
-    from agents.selfplay import game_of_run
     from games.atomic import atomic_write_text
     from games.concepts import select
     from solver.book import cache_dir
@@ -61,17 +59,10 @@ def main(
     torch.set_num_threads(1)
     console = Console()
     try:
-        path = resolve_checkpoint(checkpoint)
-        model = load_agent(path)
+        loaded = load_agent_for_game(checkpoint, game)
     except (FileNotFoundError, ValueError) as exc:
         raise typer.BadParameter(str(exc), param_hint="CHECKPOINT") from exc
-    if game is not None:
-        the_game = games.get(game)
-    else:
-        try:
-            the_game = game_of_run(path.parent.parent)
-        except FileNotFoundError as exc:
-            raise typer.BadParameter(f"{exc}; pass --game") from exc
+    path, model, the_game = loaded.path, loaded.model, loaded.game
     if the_game.name != "connect4":
         raise typer.BadParameter(f"causal tests are implemented for connect4 only, not {the_game!r}")
     policy = model.policy

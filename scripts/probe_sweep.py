@@ -55,7 +55,7 @@ def main(
 
     import games
     from agents.probing import run_entries
-    from agents.selfplay import game_of_run
+    from agents.checkpoints import game_of_run
     from games.concepts import concepts as registered_concepts
     from games.concepts import label
     from probes.sweep import ConceptLabels, run_sweep

@@ -520,6 +520,43 @@ def test_evaluate_agent_cli(tiny_run, tmp_path):
     assert done.returncode != 0 and "does not exist" in done.stderr + done.stdout
 
 
+def test_load_agent_for_game_checks_that_network_and_game_fit(tiny_run, tmp_path):
+    import shutil
+
+    from agents.checkpoints import load_agent_for_game
+
+    run, final = tiny_run
+    loaded = load_agent_for_game(run)
+    assert loaded.path == final and loaded.game.name == "tictactoe"
+    with pytest.raises(ValueError, match="trained on observations"):
+        load_agent_for_game(final, "connect4")
+    lone = tmp_path / "lone.zip"
+    shutil.copy(final, lone)
+    with pytest.raises(FileNotFoundError, match="--game"):
+        load_agent_for_game(lone)
+    assert load_agent_for_game(lone, "tictactoe").game.name == "tictactoe"
+
+
+def test_analyze_games_cli(tiny_run, tmp_path):
+    import subprocess
+    import sys
+
+    run, _ = tiny_run
+    out = tmp_path / "slips.json"
+    root = Path(__file__).resolve().parents[1]
+    script = str(root / "scripts" / "analyze_games.py")
+    done = subprocess.run([sys.executable, script, str(run), "--opponent", "perfect", "--games", "6", "--opening-plies",
+                           "1", "--json", str(out)], capture_output=True, text=True, cwd=root)
+    assert done.returncode == 0, done.stderr
+    record = json.loads(out.read_text())
+    unwon = round(6 * (1 - record["results"]["all"]["win"]))
+    assert record["summary"]["replayed"] == len(record["games"]) == unwon
+    assert record["opponent"] == "perfect" and record["views"] == 8 and record["summary"]["opponent_slips"] == 0
+    done = subprocess.run([sys.executable, script, str(run), "--opponent", "alphabeta-2"], capture_output=True,
+                          text=True, cwd=root)
+    assert done.returncode != 0 and "known: random, perfect" in done.stderr + done.stdout
+
+
 def test_dataset_with_agent_self_play_source(tiny_run, tmp_path):
     import pandas as pd
 
@@ -573,10 +610,14 @@ def test_bench_ladder_measures_scripted_players_and_names_unknown_ones(tmp_path)
     script = Path(__file__).resolve().parents[1] / "scripts" / "bench_ladder.py"
     out = tmp_path / "ladder.json"
     done = subprocess.run([sys.executable, str(script), "--players", "win-or-block", "--opponents", "random",
-                           "--games", "8", "--out", str(out)], capture_output=True, text=True, timeout=300)
+                           "--games", "8", "--out", str(out), "--postmortem"], capture_output=True, text=True,
+                          timeout=300)
     assert done.returncode == 0, done.stderr
     (row,) = json.loads(out.read_text())["results"]
     assert row["player"] == "win-or-block" and row["games"] == 8 and row["all"]["win"] >= 0.5
+    post = row["postmortem"]  # every game replayed; every game won was a win held
+    assert post["replayed"] == 8 and "moves" not in row
+    assert sum(post["held_a_win"][seat]["won"] for seat in ("first", "second")) == round(8 * row["all"]["win"])
     bad = subprocess.run([sys.executable, str(script), "--players", "alphabeta-x", "--out", str(out)],
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "unknown player 'alphabeta-x'" in bad.stdout + bad.stderr
