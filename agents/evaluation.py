@@ -363,6 +363,12 @@ def play_games(game: Game, player: PolicyPlayer | Callable, opponent: Callable, 
 
 
 # ---------------------------------------------------------------------------- everything
+def ladder_opponents(game: Game) -> dict[str, Callable]:
+    """The opponents the agent is measured against, weakest first: uniform random, then the
+    game's `baseline_players` (Connect Four: win-or-block, depth-2 and depth-4 alpha-beta)."""
+    return {"random": random_opponent, **game.baseline_players()}
+
+
 @dataclass
 class EvaluationSuite:
     """The fixed positions and opponents a run is measured against (built once, reused).
@@ -395,7 +401,7 @@ class EvaluationSuite:
             self.sets.append(labelled)
         if self.decisive:
             self.sets.append(decisive_positions(self.game, self.decisive, seed=self.seed))
-        self.opponents = {"random": random_opponent, **self.game.baseline_players()}
+        self.opponents = ladder_opponents(self.game)
 
     def player(self, policy: Any) -> PolicyPlayer:
         """The agent as this suite measures it: greedy, over the symmetric views if `symmetrize`."""

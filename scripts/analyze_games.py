@@ -45,9 +45,8 @@ def main(
 
     from agents.checkpoints import load_agent_for_game
     from agents.diagnostics import where_games_slip
-    from agents.evaluation import PolicyPlayer, play_games
+    from agents.evaluation import PolicyPlayer, ladder_opponents, play_games
     from games.atomic import atomic_write_text
-    from games.envs.opponents import random_opponent
 
     torch.set_num_threads(1)
     if from_ply is not None and from_ply < 0:
@@ -57,7 +56,7 @@ def main(
     except (FileNotFoundError, ValueError) as exc:
         raise typer.BadParameter(str(exc), param_hint="CHECKPOINT") from exc
     the_game = loaded.game
-    ladder = {"random": random_opponent, **the_game.baseline_players()}
+    ladder = ladder_opponents(the_game)
     if opponent not in ladder:
         raise typer.BadParameter(f"unknown opponent {opponent!r} for {the_game.name}; known: {', '.join(ladder)}",
                                  param_hint="--opponent")
@@ -88,11 +87,10 @@ def main(
     e = s["entry_value"]
     table.add_row(f"value at ply {s['from_ply']}: win / draw / loss / over",
                   f"{e['win']} / {e['draw']} / {e['loss']} / {e['ended_before']}")
-    held = s["result_by_entry_value"]["win"]
-    if all_games and sum(held.values()):
-        table.add_row(f"won at ply {s['from_ply']}: then won / drew / lost",
-                      f"{held['win']} / {held['draw']} / {held['loss']}")
     if all_games:
+        then = s["result_by_entry_value"]["win"]
+        table.add_row(f"won at ply {s['from_ply']}: then won / drew / lost",
+                      f"{then['win']} / {then['draw']} / {then['loss']}")
         h = s["held_a_win"]
         table.add_row("held a win at some point: won / held, first | second",
                       f"{h['first']['won']} / {h['first']['games']} | {h['second']['won']} / {h['second']['games']}")
