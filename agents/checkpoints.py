@@ -10,12 +10,17 @@ A run folder looks like::
     RUN/tb/                         TensorBoard logs
 
 Every file is written to a temporary name in the same folder and renamed into place, so a
-killed run leaves either the previous file or the new one, never half of one.
+killed run leaves either the previous file or the new one, never half of one. A file that is
+damaged anyway (a full disk, a copy cut short) is moved aside as ``*.corrupt`` when found,
+never deleted (`move_aside`); outputs are checked for writability before any work
+(`common.outputs.check_writable`), so a read-only folder fails in a second, not after an hour.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +32,20 @@ import torch
 from games.atomic import atomic_target
 
 CHECKPOINT_RE = re.compile(r"^step_(\d+)\.zip$")
+
+log = logging.getLogger(__name__)
+
+
+def move_aside(path: str | Path) -> Path:
+    """Rename a damaged file to ``NAME.corrupt`` (``NAME.corrupt-2``, ... if taken); never deletes."""
+    path = Path(path)
+    target = path.with_name(path.name + ".corrupt")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.corrupt-{n}")
+    os.replace(path, target)
+    return target
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:

@@ -5,9 +5,11 @@ Two families of measurements, for any registered game:
 * **Move quality** on fixed positions with exact per-action scores: the *perfect-move
   rate* (the chosen action has the best score) and the *good-move rate* (it keeps the
   game value: win stays win, draw stays draw; in a lost position every move is good).
-  Sets: the game's `evaluation_sets` (Pons' test sets for Connect Four 7x6) plus a fixed,
-  seeded sample of **decisive** positions (the legal moves reach at least two outcome
-  classes, so the choice matters).
+  Sets: the game's `evaluation_sets` (Pons' End / Middle / Begin-Easy test sets for Connect
+  Four 7x6, shipped in ``data/connect4``) plus a fixed, seeded sample of **decisive**
+  positions (the legal moves reach at least two outcome classes, so the choice matters).
+  Every record names the sets it used (``"sets"``: size, origin, hash of the positions);
+  a fixed set that cannot be found is left out with a warning (see the game's method).
 * **Games** against a ladder of opponents (uniform random, then the game's
   `baseline_players`), half as first player and half as second, with the agent playing
   its most likely legal move. Games start from random two-move openings, each played once
@@ -105,17 +107,28 @@ class PolicyPlayer:
 # ---------------------------------------------------------------------------- labelled positions
 @dataclass
 class LabelledSet:
-    """Positions (as the game's text) with the exact score of every action (NaN = illegal)."""
+    """Positions (as the game's text) with the exact score of every action (NaN = illegal).
+
+    :param source: where the positions come from, for the record (e.g. "the game's
+        evaluation set", or how a decisive sample was drawn).
+    """
 
     name: str
     texts: list[str]
     scores: np.ndarray
+    source: str = ""
 
     def __len__(self) -> int:
         return len(self.texts)
 
+    def description(self) -> dict:
+        """What an evaluation record says about this set: size, origin and a hash of its positions."""
+        digest = hashlib.sha256("\n".join(self.texts).encode()).hexdigest()[:16]
+        return {"n": len(self), "source": self.source, "positions_sha256": digest}
+
 
 SHIPPED_LABELS = Path(__file__).resolve().parents[1] / "data" / "eval_sets"
+FIXED_SET_SOURCE = "fixed set of the game (Game.evaluation_sets)"
 
 
 def _cache_file(game: Game, kind: str, payload: str) -> Path:
@@ -152,11 +165,12 @@ def label_set(game: Game, name: str, texts: list[str]) -> LabelledSet:
     path = _cache_file(game, "set", "\n".join(texts))
     cached = _read_cache(path, name)
     if cached is not None:
+        cached.source = FIXED_SET_SOURCE
         return cached
     from tqdm.auto import tqdm
 
     scores = [game.action_scores(game.parse(t)) for t in tqdm(texts, desc=f"labelling {name}", leave=False)]
-    labelled = LabelledSet(name, texts, np.array(scores, dtype=np.float64))
+    labelled = LabelledSet(name, texts, np.array(scores, dtype=np.float64), FIXED_SET_SOURCE)
     _write_cache(path, labelled)
     return labelled
 
@@ -173,8 +187,10 @@ def decisive_positions(game: Game, n: int = 300, seed: int = 0, min_ply: int | N
     if min_ply is None:
         min_ply = game.fast_oracle_ply
     path = _cache_file(game, "decisive", f"{n}|{seed}|{min_ply}")
+    source = f"sampled decisive positions (up to {n}, seed {seed}, from ply {min_ply})"
     cached = _read_cache(path, "decisive")
     if cached is not None:
+        cached.source = source
         return cached
     from tqdm.auto import tqdm
 
@@ -209,7 +225,7 @@ def decisive_positions(game: Game, n: int = 300, seed: int = 0, min_ply: int | N
                 texts.append(game.to_text(state))
                 scores.append(action_scores)
                 bar.update(1)
-    labelled = LabelledSet("decisive", texts, np.array(scores))
+    labelled = LabelledSet("decisive", texts, np.array(scores), source)
     _write_cache(path, labelled)
     return labelled
 
@@ -369,6 +385,32 @@ def ladder_opponents(game: Game) -> dict[str, Callable]:
     return {"random": random_opponent, **game.baseline_players()}
 
 
+DEFAULT_OPPONENT = {"connect4": "alphabeta-2"}  # the opponent of the README's targets
+
+
+def default_opponent(game: Game) -> str:
+    """The ladder opponent a single-opponent measurement (a post-mortem) uses by default:
+    depth-2 alpha-beta for Connect Four, else the game's strongest ladder opponent (the last;
+    tic-tac-toe and Nim: the perfect player)."""
+    ladder = ladder_opponents(game)
+    name = DEFAULT_OPPONENT.get(game.name)
+    return name if name in ladder else list(ladder)[-1]
+
+
+def validate_suite_settings(games_per_opponent: int, decisive: int, max_positions: int | None = None,
+                            opening_plies: int = 0) -> None:
+    """Raise `ValueError` naming the first setting of an evaluation that cannot be met."""
+    if games_per_opponent < 0 or games_per_opponent == 1:
+        raise ValueError(f"games per opponent must be 0 (no games) or at least 2 (one per colour), "
+                         f"got {games_per_opponent}")
+    if decisive < 0:
+        raise ValueError(f"the decisive set size must be >= 0 (0: none), got {decisive}")
+    if max_positions is not None and max_positions < 0:
+        raise ValueError(f"the cap on positions per set must be >= 0 (0: all), got {max_positions}")
+    if opening_plies < 0:
+        raise ValueError(f"opening plies must be >= 0, got {opening_plies}")
+
+
 @dataclass
 class EvaluationSuite:
     """The fixed positions and opponents a run is measured against (built once, reused).
@@ -393,15 +435,19 @@ class EvaluationSuite:
     symmetrize: bool = True
 
     def __post_init__(self) -> None:
+        validate_suite_settings(self.games_per_opponent, self.decisive, self.max_positions, self.opening_plies)
         self.sets: list[LabelledSet] = []
         for name, texts in self.game.evaluation_sets().items():
             labelled = label_set(self.game, name, texts)  # whole sets: their labels ship with the project
             if self.max_positions:
-                labelled = LabelledSet(name, labelled.texts[: self.max_positions], labelled.scores[: self.max_positions])
+                cap = self.max_positions
+                labelled = LabelledSet(name, labelled.texts[:cap], labelled.scores[:cap], f"{labelled.source}, first {cap}")
             self.sets.append(labelled)
         if self.decisive:
             self.sets.append(decisive_positions(self.game, self.decisive, seed=self.seed))
         self.opponents = ladder_opponents(self.game)
+        log.info("evaluation of %r: move quality on %s; games against %s", self.game,
+                 ", ".join(f"{s.name} ({len(s)})" for s in self.sets) or "no position set", ", ".join(self.opponents))
 
     def player(self, policy: Any) -> PolicyPlayer:
         """The agent as this suite measures it: greedy, over the symmetric views if `symmetrize`."""
@@ -411,7 +457,9 @@ class EvaluationSuite:
         """Evaluate a policy: move quality on every set (and how symmetric the network alone
         plays there), then games against every opponent."""
         player = self.player(policy)
-        record: dict = {"views": max(len(player.symmetries), 1), "move_quality": {}, "games": {}}
+        record: dict = {"views": max(len(player.symmetries), 1),
+                        "sets": {labelled.name: labelled.description() for labelled in self.sets},
+                        "move_quality": {}, "games": {}}
         for labelled in self.sets:
             record["move_quality"][labelled.name] = move_quality(player, self.game, labelled)
         if len(self.game.symmetries()) > 1:  # the network alone, whatever the agent's views

@@ -40,7 +40,8 @@ def plot_strength(records: list[dict], path: str | Path, title: str = "") -> Pat
         if steps and min(steps) > 0:
             ax.set_xscale("log")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        if ax.get_legend_handles_labels()[0]:  # a run evaluated without sets or games has nothing to name
+            ax.legend(fontsize=7, loc="lower right")
     if title:
         fig.suptitle(title)
     atomic_save_figure(fig, path, dpi=110)

@@ -76,6 +76,9 @@ class ReferenceConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 < self.holdout < 1:
             raise ValueError(f"holdout must be in (0, 1), got {self.holdout}")
+        from agents.evaluation import validate_suite_settings
+
+        validate_suite_settings(self.eval_games, self.eval_decisive, self.eval_positions)
         NetworkConfig(**self.network)
 
 
@@ -90,6 +93,32 @@ class ReferenceData:
     groups: np.ndarray
 
 
+def read_manifest(dataset: str | Path) -> dict:
+    """A dataset folder's ``manifest.json`` (errors name the file and what is wrong)."""
+    path = Path(dataset) / "manifest.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: {dataset} is not a dataset folder of scripts/make_dataset.py")
+    try:
+        manifest = json.loads(path.read_text())
+    except ValueError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}); it is damaged: rebuild the dataset") from exc
+    if not isinstance(manifest, dict) or "game" not in manifest:
+        raise ValueError(f"{path} names no game; it is not a manifest of scripts/make_dataset.py")
+    return manifest
+
+
+def read_positions(dataset: str | Path) -> pd.DataFrame:
+    """A dataset folder's ``positions.parquet`` (a damaged file is named, not a pyarrow traceback)."""
+    path = Path(dataset) / "positions.parquet"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; build the dataset with scripts/make_dataset.py")
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several kinds on a truncated file
+        raise ValueError(f"{path} cannot be read as Parquet ({type(exc).__name__}: {exc}); it is damaged or "
+                         "truncated: rebuild the dataset") from exc
+
+
 def load_reference_data(dataset: str | Path, game) -> ReferenceData:
     """Read a labelled dataset folder into training arrays (clear errors for missing labels)."""
     dataset = Path(dataset)
@@ -97,10 +126,10 @@ def load_reference_data(dataset: str | Path, game) -> ReferenceData:
         if not (dataset / need).exists():
             raise FileNotFoundError(f"{dataset / need} does not exist (build it with scripts/make_dataset.py "
                                     f"--concepts {','.join(REQUIRED_CONCEPTS)})")
-    manifest = json.loads((dataset / "manifest.json").read_text())
+    manifest = read_manifest(dataset)
     if manifest["game"] != game.name:
         raise ValueError(f"{dataset} is a {manifest['game']} dataset, not {game.name}")
-    df = pd.read_parquet(dataset / "positions.parquet")
+    df = read_positions(dataset)
     missing = [c for c in REQUIRED_CONCEPTS if c not in df]
     if missing:
         raise ValueError(f"{dataset} lacks the solver labels {missing}; rebuild it with "

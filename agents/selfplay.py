@@ -32,6 +32,7 @@ from agents.checkpoints import (
     checkpoint_schedule,
     library_versions,
     list_checkpoints,
+    move_aside,
     pool_path,
 )
 from agents.network import BoardPolicy, NetworkConfig
@@ -125,6 +126,9 @@ class TrainConfig:
         shares = {"latest_prob": self.latest_prob, "random_prob": self.random_prob, "scripted_prob": self.scripted_prob}
         if any(not 0 <= p <= 1 for p in shares.values()) or sum(shares.values()) > 1 + 1e-9:
             raise ValueError(f"opponent shares must each be in [0, 1] and sum to at most 1; got {shares}")
+        from agents.evaluation import validate_suite_settings
+
+        validate_suite_settings(self.eval_games, self.eval_decisive, self.eval_positions)
         NetworkConfig(**self.network)  # validates
 
     def scripted_opponents(self, game: Any) -> dict[str, Any]:
@@ -143,7 +147,16 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, path: str | Path) -> "TrainConfig":
-        data = json.loads(Path(path).read_text())
+        """The config saved in a run folder's ``config.json`` (errors name the file)."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist: {path.parent} is not a training run folder")
+        try:
+            data = json.loads(path.read_text())
+        except ValueError as exc:
+            raise ValueError(f"{path} is not valid JSON ({exc}); it is damaged") from exc
+        if not isinstance(data, dict):
+            raise ValueError(f"{path} holds no training config")
         known = {f.name for f in fields(cls)}
         unknown = set(data.get("config", data)) - known
         if unknown:
@@ -233,6 +246,54 @@ def read_evaluations(run_dir: str | Path) -> list[dict]:
     return sorted(records, key=lambda r: r["timestep"])
 
 
+def resumable_config(run_dir: str | Path) -> TrainConfig:
+    """The saved settings of a run that ``resume=True`` can continue; a clear error otherwise.
+
+    A run can be resumed when its folder holds ``config.json`` and at least one checkpoint
+    (a run killed before its first checkpoint is started again, without resuming).
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"cannot resume {run_dir}: the folder does not exist (start a new run without "
+                                "--resume, or check --out)")
+    config = TrainConfig.from_json(run_dir / "config.json")
+    if not list_checkpoints(run_dir):
+        raise FileNotFoundError(f"cannot resume {run_dir}: it holds no checkpoint (expected "
+                                f"{run_dir / 'checkpoints'}/step_*.zip); start it again without --resume")
+    return config
+
+
+def _load_for_resume(run_dir: Path, existing: list[tuple[int, Path]], env: Any, pool: OpponentPool) -> Any:
+    """The latest checkpoint (and its opponent pool) that loads; damaged ones are moved aside.
+
+    A checkpoint that cannot be read (truncated archive, damaged pool file) is renamed to
+    ``*.corrupt`` with a warning naming it, and the one before it is tried: the run then
+    re-trains from there, as if killed earlier.
+    """
+    import zipfile
+
+    from sb3_contrib import MaskablePPO
+
+    for step, path in reversed(existing):
+        try:
+            if not zipfile.is_zipfile(path):
+                raise ValueError("not a zip archive (truncated, or not an SB3 save)")
+            model = MaskablePPO.load(path, env=env, device="cpu")
+            pool.policy = model.policy
+            if pool_path(path).exists():
+                pool.load(pool_path(path))
+        except Exception as exc:  # noqa: BLE001 - SB3 and torch raise many kinds on a damaged file
+            moved = [str(move_aside(p)) for p in (path, pool_path(path)) if p.exists()]
+            log.warning("checkpoint %s cannot be loaded (%s: %s); moved aside to %s; trying the one before it",
+                        path, type(exc).__name__, exc, ", ".join(moved))
+            continue
+        log.info("resuming from %s", path)
+        model.tensorboard_log = str(run_dir / "tb")
+        return model
+    raise ValueError(f"cannot resume {run_dir}: none of its {len(existing)} checkpoints can be loaded (each moved "
+                     "aside as *.corrupt); start it again without --resume")
+
+
 def _build(config: TrainConfig, game: Any, scripted: dict[str, Any], run_dir: Path) -> tuple[Any, Any, OpponentPool]:
     from sb3_contrib import MaskablePPO
 
@@ -263,13 +324,13 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, progre
     :param config: the run's settings (on resume they must match the saved ones, except
         ``total_timesteps``, which may extend the run).
     :param run_dir: the run folder (created if missing).
-    :param resume: continue from the last checkpoint in `run_dir`.
+    :param resume: continue from the last checkpoint in `run_dir` that loads (damaged ones
+        are moved aside as ``*.corrupt``); `run_dir` must hold ``config.json`` and a checkpoint.
     :param progress_bar: show SB3's progress bar.
     :param evaluate: evaluate every checkpoint (turn off for quick tests).
     """
-    from sb3_contrib import MaskablePPO
-
     import games
+    from common.outputs import check_writable
     from agents.evaluation import EvaluationSuite
 
     run_dir = Path(run_dir)
@@ -280,26 +341,25 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, progre
     if existing and not resume:
         raise FileExistsError(f"{run_dir} already holds a run ({len(existing)} checkpoints); "
                               "pass --resume to continue it or choose another --out")
-    if resume and config_file.exists():
-        saved, given = asdict(TrainConfig.from_json(config_file)), asdict(config)
+    if resume:
+        saved, given = asdict(resumable_config(run_dir)), asdict(config)  # else a clear error
         diff = {k: (v, given[k]) for k, v in saved.items() if given[k] != v and k != "total_timesteps"}
         if diff:
             raise ValueError(f"--resume with settings that differ from the run's config.json: {diff} (saved, given); "
                              "only total_timesteps may change")
+    check_writable(config_file, "run folder file")
     torch.set_num_threads(config.torch_threads)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(json.dumps({"config": asdict(config), "versions": library_versions(),
                                   "game": repr(game)}, indent=2), config_file)
 
     model, env, pool = _build(config, game, scripted if config.scripted_prob > 0 else {}, run_dir)
-    if resume and existing:
-        step, last = existing[-1]
-        log.info("resuming from %s", last)
-        model = MaskablePPO.load(last, env=env, device="cpu")
-        model.tensorboard_log = str(run_dir / "tb")
-        pool.policy = model.policy
-        if pool_path(last).exists():
-            pool.load(pool_path(last))
+    if resume:
+        try:
+            model = _load_for_resume(run_dir, existing, env, pool)
+        except ValueError:
+            env.close()
+            raise
     suite = None
     if evaluate:
         suite = EvaluationSuite(game, games_per_opponent=config.eval_games, decisive=config.eval_decisive,
@@ -307,7 +367,7 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, progre
     callback = SelfPlayCallback(run_dir, config, pool, suite)
     remaining = config.total_timesteps - model.num_timesteps
     if remaining > 0:
-        model.learn(remaining, callback=callback, reset_num_timesteps=not (resume and existing),
+        model.learn(remaining, callback=callback, reset_num_timesteps=not resume,
                     tb_log_name="selfplay", progress_bar=progress_bar)
         callback.checkpoint(model.num_timesteps)
     env.close()

@@ -2,7 +2,7 @@
 
     import games
     game = games.get("connect4", width=7, height=6)      # or "tictactoe", "nim" (heaps=...)
-    env = gymnasium.make("solvedlens/ConnectFour-v0", opponent="perfect")
+    env = gymnasium.make("solvedlens/ConnectFour-v0", opponent="perfect", width=5, height=4)  # 7x6: ~1 min per early reply
     aec = games.pettingzoo_env("tictactoe")
 
 Importing `games` registers the solvedlens/* gymnasium environments.

@@ -87,6 +87,7 @@ class Game(ABC):
     obs_shape: tuple[int, int, int]
     concepts_module: str | None = None  # module that registers the game's concepts (games.concepts)
     fast_oracle_ply: int = 0  # from this many moves on, the exact oracle answers quickly (sampling defaults)
+    dataset_min_ply: int = 0  # fewest moves of a sampled dataset position by default (exact labels stay cheap)
 
     # ---------------------------------------------------------------- rules
     @abstractmethod

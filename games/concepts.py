@@ -11,6 +11,11 @@ Kinds and label shapes (per state):
   observation planes); ``per_column``: vector of length `num_actions`.
 Cost tiers, cheapest first: ``static`` (bitboard arithmetic), ``search`` (a few plies),
 ``rules`` (rule-based search, e.g. Allis' rules), ``solver`` (exact solution).
+
+Every function here takes the game as a registered name (``"connect4"``, default options)
+or as a `Game` object (``games.get("connect4", width=5, height=4)``). `label` checks its
+states against the game (a 7x6 position given to a 5x4 game is a `ValueError`, not wrong
+labels) and accepts move strings, parsed with the game's own text parser (`Game.parse`).
 """
 
 from __future__ import annotations
@@ -75,22 +80,41 @@ def register_concept(game_name: str, concept: Concept, *, overwrite: bool = Fals
     return concept
 
 
-def concepts(game_name: str) -> dict[str, Concept]:
-    """All registered concepts of a game, by name (in registration order)."""
-    if game_name not in _CONCEPTS:
-        from games.registry import get
+def _game(game: Any) -> Any:
+    """The `Game` object for a registered name or a `Game` (returned as is)."""
+    from games.registry import get
 
-        module = getattr(get(game_name), "concepts_module", None)
-        if module:
+    if isinstance(game, str):
+        return get(game)
+    if not (hasattr(game, "name") and hasattr(game, "initial_state")):
+        raise ValueError(f"expected a game name such as 'connect4' or a games.base.Game, got {type(game).__name__} {game!r}")
+    return get(game)
+
+
+def concepts(game: Any) -> dict[str, Concept]:
+    """All registered concepts of a game, by name (in registration order).
+
+    :param game: a registered game name or a `Game` object.
+    """
+    game_name = game if isinstance(game, str) and game in _CONCEPTS else None
+    if game_name is None:
+        the_game = _game(game)
+        game_name = the_game.name
+        module = getattr(the_game, "concepts_module", None)
+        if game_name not in _CONCEPTS and module:
             importlib.import_module(module)
     if game_name not in _CONCEPTS:
         raise ValueError(f"no concepts are registered for game {game_name!r}")
     return dict(_CONCEPTS[game_name])
 
 
-def select(game_name: str, names: Sequence[str] | None = None, tiers: Sequence[str] | None = None) -> list[Concept]:
-    """The concepts with these names (all if None), restricted to `tiers`; unknown names raise."""
-    table = concepts(game_name)
+def select(game: Any, names: Sequence[str] | None = None, tiers: Sequence[str] | None = None) -> list[Concept]:
+    """The concepts with these names (all if None), restricted to `tiers`; unknown names raise.
+
+    :param game: a registered game name or a `Game` object.
+    """
+    table = concepts(game)
+    game_name = game if isinstance(game, str) else game.name
     if names is None:
         chosen = list(table.values())
     else:
@@ -106,14 +130,62 @@ def select(game_name: str, names: Sequence[str] | None = None, tiers: Sequence[s
     return chosen
 
 
+def check_states(game: Any, states: Sequence[Any]) -> list[Any]:
+    """`states` as states of `game`: move strings are parsed with `game.parse`; a state of
+    another type or another board (size, heaps) raises a `ValueError` naming its index.
+
+    :param game: a `Game` object.
+    """
+    if isinstance(states, (str, bytes)):
+        raise ValueError(f"states must be a sequence of positions, got one string {states!r}; wrap it in a list")
+    proto = game.initial_state()
+    own_check = getattr(game, "check_state", None)
+    out = []
+    for i, state in enumerate(states):
+        if isinstance(state, str):
+            try:
+                state = game.parse(state)
+            except ValueError as exc:
+                raise ValueError(f"state {i}: {state!r} is not a {game!r} position: {exc}") from exc
+        elif type(state) is not type(proto):
+            raise ValueError(f"state {i} is a {type(state).__name__}; {game!r} positions are "
+                             f"{type(proto).__name__} objects or move strings")
+        else:
+            problem = _mismatch(game, proto, state)
+            if problem:
+                raise ValueError(f"state {i} does not belong to {game!r}: {problem}")
+        if callable(own_check):
+            own_check(state)
+        out.append(state)
+    return out
+
+
+def _mismatch(game: Any, proto: Any, state: Any) -> str | None:
+    """Why a state of the right type is not a state of this game (board size, heaps), or None."""
+    size = getattr(proto, "size", None)
+    if size is not None and getattr(state, "size", None) != size:
+        return f"it is a {state.size} position, the game is {size}"
+    heaps = getattr(game, "heaps", None)
+    state_heaps = getattr(state, "heaps", None)
+    if heaps is not None and state_heaps is not None:
+        if len(state_heaps) != len(heaps) or any(h < 0 or h > top for h, top in zip(state_heaps, heaps)):
+            return f"heaps {tuple(state_heaps)} do not fit the starting heaps {tuple(heaps)}"
+    return None
+
+
 def label(game: Any, states: Sequence[Any], names: Sequence[str] | None = None,
           solution_cache: Any = None) -> dict[str, np.ndarray]:
     """Labels of `states` for the chosen concepts: name -> array with one row per state.
 
+    :param game: a registered game name (default options) or a `Game` object.
+    :param states: the game's states, or move strings in its text form (parsed with
+        `game.parse`); states of another game or board size raise `ValueError`.
     :param solution_cache: path of a SQLite `solver.cache.SolutionCache` that solver-tier
         concepts read exact solutions from and write them to (None: solve everything afresh).
     """
-    chosen = select(game.name, names)
+    game = _game(game)
+    states = check_states(game, states)
+    chosen = select(game, names)
     cache: dict = {}
     store = None
     if solution_cache is not None and any(c.tier == "solver" for c in chosen):

@@ -20,6 +20,16 @@ part file (temporary file, then rename): an interrupted run resumes without rela
 finished batches. Solver results go through a shared SQLite `SolutionCache` when the
 game's concepts use one. The final ``positions.parquet`` and ``manifest.json`` are
 written atomically too.
+
+Safety: a folder that already holds a dataset made with other options is refused
+(``overwrite=True`` replaces it); Ctrl-C or SIGTERM stops the labelling processes at once
+and keeps every finished batch; the workers die with their parent, even after ``kill -9``
+(Linux ``PR_SET_PDEATHSIG``, elsewhere a parent-pid watchdog thread). Defaults per game:
+`default_min_ply` and `default_random_opening` keep exact labelling cheap (Connect Four
+positions with few stones cost the solver seconds to minutes each; measured in
+``results/bench_labeling_per_ply.json``, see ``docs/datasets.md``). When fewer distinct
+positions than asked exist or were reachable, a warning says so and the manifest records
+``requested`` and ``produced``.
 """
 
 from __future__ import annotations
@@ -28,13 +38,19 @@ import hashlib
 import json
 import logging
 import math
+import os
 import random
+import signal
+import threading
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from common.outputs import check_writable
+from common.processes import die_with_parent
 from games.atomic import atomic_target, atomic_write_text
 from games.base import Game
 from games.concepts import select
@@ -56,6 +72,31 @@ class SampledPosition:
 
 
 AGENT_EPSILON = 0.1  # share of random moves in the self-play games of a `players` source
+
+#: Games whose positions (up to symmetry) are counted exactly when a request falls short.
+COUNT_LIMIT = 50_000
+
+
+def default_min_ply(game: Game) -> int:
+    """The fewest stones/plies of a sampled position by default: where exact labels get cheap
+    (the game's ``dataset_min_ply``: Connect Four 12 on 7x6, 0 on 5x4; tic-tac-toe and Nim 0)."""
+    return int(game.dataset_min_ply)
+
+
+def default_random_opening(game: Game, sources: dict[str, float] | str | None = None) -> int:
+    """Random plies before the sources' own play starts, by default: 6. With an epsilon
+    source (it calls the exact oracle at almost every move after the opening) on a game
+    whose oracle is slow on emptier boards, the game's ``fast_oracle_ply`` instead
+    (Connect Four 7x6: 10), capped at `default_min_ply` so that small boards (5x4) keep 6.
+
+    :param sources: the source mixture (default: `DEFAULT_SOURCES`, which has epsilon sources).
+    """
+    names = [part.strip().partition(":")[0] for part in sources.split(",")] if isinstance(sources, str) \
+        else list(sources or DEFAULT_SOURCES)
+    if not any(name.startswith("epsilon-") for name in names):
+        return 6
+    fast = int(getattr(game, "fast_oracle_ply", 0) or 0)
+    return max(6, min(fast, default_min_ply(game)))
 
 
 def parse_sources(spec: str | dict[str, float], players: Sequence[str] = ()) -> dict[str, float]:
@@ -84,8 +125,9 @@ def parse_sources(spec: str | dict[str, float], players: Sequence[str] = ()) -> 
         else:
             extra = f" or one of the given players {sorted(players)}" if players else ""
             raise ValueError(f"unknown source {name!r}; use random, epsilon-E, file{extra}")
-        if w < 0:
-            raise ValueError(f"source {name!r} has a negative weight")
+        if not w > 0 or not math.isfinite(w):
+            raise ValueError(f"source {name!r} has weight {w}; weights must be positive numbers (drop a source "
+                             "instead of giving it weight 0)")
     total = sum(weights.values())
     if total <= 0:
         raise ValueError("source weights must not all be zero")
@@ -131,27 +173,87 @@ def sample_positions(
 ) -> list[SampledPosition]:
     """Sample `n` distinct live positions, stratified by ply (deterministic by `seed`).
 
-    `players` maps extra source names to players ``(game, state, rng) -> action``."""
+    `players` maps extra source names to players ``(game, state, rng) -> action``. Positions
+    of a positions file are taken whatever their ply; `min_ply` filters sampled games. When
+    fewer than `n` distinct positions exist or were reached, a warning says so (see
+    `Sample.note`; `build_dataset` also records it in the manifest)."""
+    return draw_sample(game, n, seed=seed, sources=sources, positions_file=positions_file,
+                       random_opening=random_opening, min_ply=min_ply, max_games=max_games, progress=progress,
+                       players=players).positions
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Positions drawn by `draw_sample`, with a note when there are fewer than asked.
+
+    :param positions: the chosen positions, sorted by ply.
+    :param requested: how many were asked for.
+    :param games_played: games sampled from the sources (the file's lines not counted).
+    :param existing: distinct live positions (up to symmetry) with at least `min_ply` plies
+        that the game has, when it is small enough to count (`COUNT_LIMIT`), else None.
+    :param note: why fewer positions than requested came back, or None.
+    """
+
+    positions: list[SampledPosition]
+    requested: int
+    games_played: int
+    existing: int | None
+    note: str | None
+
+
+def count_live_positions(game: Game, min_ply: int = 0, limit: int = COUNT_LIMIT) -> int | None:
+    """Distinct live positions (up to symmetry) reachable with at least `min_ply` plies,
+    or None when the game has more than `limit` of (position, ply) pairs to visit."""
+    start = game.initial_state()
+    stack = [(start, 0)]
+    seen = {(game.canonical_key(start), 0)}
+    counted: set = set()
+    while stack:
+        state, ply = stack.pop()
+        if game.is_terminal(state):
+            continue
+        if ply >= min_ply:
+            counted.add(game.canonical_key(state))
+        for action in game.legal_actions(state):
+            child = game.play(state, action)
+            node = (game.canonical_key(child), min(ply + 1, min_ply))  # plies past min_ply are all alike
+            if node not in seen:
+                seen.add(node)
+                if len(seen) > limit:
+                    return None
+                stack.append((child, ply + 1))
+    return len(counted)
+
+
+def draw_sample(
+    game: Game,
+    n: int,
+    *,
+    seed: int = 0,
+    sources: dict[str, float] | None = None,
+    positions_file: str | Path | None = None,
+    random_opening: int = 6,
+    min_ply: int = 0,
+    max_games: int | None = None,
+    progress: bool = True,
+    players: dict[str, Any] | None = None,
+) -> Sample:
+    """`sample_positions` with the story of the draw (see `Sample`)."""
+    _check_counts(n=n, min_ply=min_ply, random_opening=random_opening)
     weights = parse_sources(sources or DEFAULT_SOURCES, players=tuple(players or ()))
     rng = random.Random(seed)
     candidates: dict[Any, SampledPosition] = {}
     game_id = 0
+    from_file = 0
     if "file" in weights:
         if positions_file is None:
-            raise ValueError("the 'file' source needs positions_file")
-        path = Path(positions_file)
-        if not path.exists():
-            raise FileNotFoundError(f"positions file {path} does not exist")
-        for lineno, line in enumerate(path.read_text().splitlines(), start=1):
-            text = line.split()[0] if line.split() else ""
-            try:
-                state = game.parse(text)
-            except ValueError as exc:
-                raise ValueError(f"{path}:{lineno}: {exc}") from exc
+            raise ValueError("the 'file' source needs a positions file (--positions-file)")
+        for state, lineno in _read_positions_file(game, positions_file):
             if not game.is_terminal(state):
                 key = game.canonical_key(state)
                 candidates.setdefault(key, SampledPosition(state, game.to_text(state), _ply(game, state), game_id, "file"))
             game_id += 1
+        from_file = len(candidates)
         weights = {k: v for k, v in weights.items() if k != "file"}
     names = list(weights)
     probs = np.array([weights[k] for k in names]) if names else np.array([])
@@ -160,13 +262,21 @@ def sample_positions(
     # games until there are twice as many candidates as needed (room for stratification)
     target = 2 * n
     max_games = max_games or 50 * n + 1000
+    existing: int | None = None
+    counted = False
     bar = None
-    if progress:
+    if progress and names:
         from tqdm import tqdm
 
         bar = tqdm(total=target, desc=f"sampling {game.name} positions", unit="pos")
     games_played = 0
     while names and len(candidates) < target and games_played < max_games:
+        if games_played == 1000 and not counted:
+            # a small game may not even have `n` positions: count them once, and stop when all are found (every
+            # one is then taken, so the result is the same as after `max_games` games, only sooner)
+            existing, counted = count_live_positions(game, min_ply), True
+        if existing is not None and existing <= n and len(candidates) - from_file >= existing:
+            break
         source = names[int(np.searchsorted(np.cumsum(probs), rng.random(), side="right").clip(0, len(names) - 1))]
         for ply, state in enumerate(play_game(game, source, rng, random_opening, players)):
             if ply < min_ply or game.is_terminal(state):
@@ -174,13 +284,74 @@ def sample_positions(
             key = game.canonical_key(state)
             if key not in candidates:
                 candidates[key] = SampledPosition(state, game.to_text(state), ply, game_id, source)
-                if bar is not None:
+                if bar is not None and bar.n < target:
                     bar.update(1)
         game_id += 1
         games_played += 1
     if bar is not None:
         bar.close()
-    return stratify(list(candidates.values()), n, rng)
+    chosen = stratify(list(candidates.values()), n, rng)
+    note = None
+    if len(chosen) < n:
+        if names and not counted:
+            existing = count_live_positions(game, min_ply)
+        note = _shortfall_note(game, n, len(chosen), min_ply, names, from_file, games_played, existing)
+        logger.warning("%s", note)
+    return Sample(chosen, n, games_played, existing, note)
+
+
+def _shortfall_note(game: Game, requested: int, produced: int, min_ply: int, names: list[str], from_file: int,
+                    games_played: int, existing: int | None) -> str:
+    """One sentence: how many came back, and why not more."""
+    head = f"{produced} of the {requested} requested {game.name} positions:"
+    parts = []
+    if from_file:
+        parts.append(f"{from_file} distinct live positions came from the positions file")
+    if names:
+        if existing is not None and produced - from_file >= existing:
+            parts.append(f"only {existing} distinct live positions with >= {min_ply} plies exist in {game!r} "
+                         f"(counted up to symmetry)")
+        else:
+            of = f" (of {existing} that exist, up to symmetry)" if existing is not None else ""
+            parts.append(f"only {produced - from_file} distinct live positions with >= {min_ply} plies were reachable "
+                         f"from the sources {names} in {games_played} games{of}")
+    elif not from_file:
+        parts.append("the positions file holds no live position")
+    return f"{head} {'; '.join(parts)}; ask for fewer, lower --min-ply or add sources"
+
+
+def _read_positions_file(game: Game, positions_file: str | Path) -> Iterator[tuple[Any, int]]:
+    """(state, line number) of each non-blank line; errors name the file and line."""
+    path = Path(positions_file)
+    if not path.exists():
+        raise FileNotFoundError(f"positions file {path} does not exist")
+    if path.is_dir():
+        raise ValueError(f"positions file {path} is a folder; give a text file with one position per line")
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"positions file {path} is not text ({exc.reason}); give one position per line") from exc
+    lines = [(lineno, line.split()[0]) for lineno, line in enumerate(text.splitlines(), start=1) if line.split()]
+    if not lines:
+        raise ValueError(f"positions file {path} is empty; give one position per line in the game's text form")
+    for lineno, word in lines:
+        try:
+            state = game.parse(word)
+        except ValueError as exc:
+            raise ValueError(f"{path}:{lineno}: {exc}") from exc
+        yield state, lineno
+
+
+def _check_counts(**values: int) -> None:
+    """ValueError naming the first count that is out of range (n, batch_size, jobs >= 1; the rest >= 0)."""
+    least = {"n": 1, "batch_size": 1, "jobs": 1}
+    for name, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+        if value < least.get(name, 0):
+            raise ValueError(f"{name} must be >= {least.get(name, 0)}, got {value}")
 
 
 def _ply(game: Game, state: Any) -> int:
@@ -208,20 +379,42 @@ def stratify(positions: list[SampledPosition], n: int, rng: random.Random) -> li
 
 
 # ------------------------------------------------------------------------------ labelling
-def _label_batch(args: tuple) -> str:
-    """Worker: label one batch and write its Parquet part atomically; returns the part path."""
-    game_spec, texts, concept_names, part_path, cache_path = args
+def _label_batch(args: tuple) -> tuple[str, int]:
+    """Worker: label one batch and write its Parquet part atomically; returns (part path, positions)."""
+    game_spec, texts, concept_names, part_path, cache_path, book_path = args
     import pandas as pd
 
     from games.concepts import label
 
     game = get(game_spec["name"], **game_spec["kwargs"])
+    if book_path:
+        _use_book(game, book_path)
     states = [game.parse(t) for t in texts]
     labels = label(game, states, concept_names, solution_cache=cache_path or None)
     df = pd.DataFrame({name: list(values) if values.ndim > 1 else values for name, values in labels.items()})
     with atomic_target(part_path, suffix=".parquet") as tmp:
         df.to_parquet(tmp, index=False)
-    return str(part_path)
+    return str(part_path), len(texts)
+
+
+def _use_book(game: Game, book_path: str | Path) -> None:
+    """Make the process-wide solver of `game` consult the opening book at `book_path`."""
+    from solver import default_solver
+    from solver.book import OpeningBook
+
+    key = (game.width, game.height)
+    if _BOOK_IN_USE.get(key) != str(book_path):
+        default_solver(game.width, game.height).use_book(OpeningBook.load(book_path))
+        _BOOK_IN_USE[key] = str(book_path)
+
+
+_BOOK_IN_USE: dict[tuple[int, int], str] = {}  # board size -> book file the process-wide solver consults
+
+
+def default_batch_size(n: int) -> int:
+    """Positions per labelled batch by default: about 32 batches (progress, ETA and what an
+    interruption can lose), between 16 and 256 positions each."""
+    return int(min(256, max(16, math.ceil(n / 32))))
 
 
 def build_dataset(
@@ -235,89 +428,232 @@ def build_dataset(
     concepts: Sequence[str] | None = None,
     game_kwargs: dict | None = None,
     jobs: int = 2,
-    batch_size: int = 256,
-    random_opening: int = 6,
-    min_ply: int = 0,
+    batch_size: int | None = None,
+    random_opening: int | None = None,
+    min_ply: int | None = None,
     solution_cache: str | Path | None = None,
     progress: bool = True,
     players: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    book: str | Path | None = None,
+    rebuild_cache: bool = False,
 ) -> Path:
     """Sample, label and write ``out_dir/positions.parquet`` and ``out_dir/manifest.json``.
 
     Resumable: the sampled positions are saved first (``sample.json``) and each labelled
-    batch as a part file; a rerun with the same arguments continues where it stopped.
+    batch as a part file; a rerun with the same arguments continues where it stopped. A
+    folder holding a dataset made with other arguments is refused unless `overwrite`.
+
+    :param n: distinct positions wanted (>= 1); fewer come back, with a warning and
+        ``requested``/``produced``/``shortfall`` in the manifest, when fewer exist.
+    :param jobs: labelling processes (>= 1; 1 labels in this process).
+    :param batch_size: positions per part file (default: `default_batch_size`).
+    :param random_opening: default `default_random_opening`.
+    :param min_ply: default `default_min_ply` (Connect Four 7x6: 12).
+    :param solution_cache: SQLite file of exact solutions (default: the cache folder's
+        ``solutions.sqlite`` for Connect Four solver concepts).
+    :param progress: progress bars (sampling; labelling with an ETA) on stderr.
+    :param overwrite: replace a dataset made with other arguments in `out_dir`.
+    :param book: an opening book (``.npz`` from ``scripts/make_book.py``) for the solver
+        (default: the deepest shipped or cached one, as `solver.default_solver`).
+    :param rebuild_cache: move a corrupt `solution_cache` aside (to ``FILE.corrupt-<time>``)
+        and start a new one, instead of stopping with an error.
     """
     import pandas as pd
 
+    _check_counts(n=n, jobs=jobs, batch_size=batch_size, min_ply=min_ply, random_opening=random_opening)
     game_kwargs = dict(game_kwargs or {})
     game = get(game_name, **game_kwargs)
-    chosen = select(game.name, concepts)
+    chosen = select(game, concepts)
     weights = parse_sources(sources or DEFAULT_SOURCES, players=tuple(players or ()))
+    if positions_file is not None and "file" not in weights:
+        raise ValueError(f"a positions file ({positions_file}) was given but the sources {sorted(weights)} do not "
+                         "include 'file'; add file:WEIGHT to the sources")
+    if "file" in weights and positions_file is None:
+        raise ValueError("the 'file' source needs a positions file (--positions-file)")
+    if "file" in weights:
+        for _ in _read_positions_file(game, positions_file):  # every line checked before anything is written
+            pass
+    min_ply = default_min_ply(game) if min_ply is None else min_ply
+    random_opening = default_random_opening(game, weights) if random_opening is None else random_opening
+    batch_size_given = batch_size is not None
+    batch_size = default_batch_size(n) if batch_size is None else batch_size
+    needs_solver = any(c.tier == "solver" for c in chosen) and game.name == "connect4"
+    if book is not None:
+        _check_book(game, book)
+    if solution_cache is None and needs_solver:
+        from solver.book import cache_dir
+
+        solution_cache = cache_dir() / "solutions.sqlite"
+    if solution_cache is not None and needs_solver:
+        from solver.cache import SolutionCache
+
+        SolutionCache(solution_cache, rebuild=rebuild_cache, verify=True).close()  # a corrupt file stops us here
     out = Path(out_dir)
     parts = out / "parts"
-    parts.mkdir(parents=True, exist_ok=True)
-    config = {"game": game_name, "game_kwargs": game_kwargs, "n": n, "seed": seed, "sources": weights,
+    config = {"game": game.name, "game_kwargs": game_kwargs, "n": n, "seed": seed, "sources": weights,
               "positions_file": str(positions_file) if positions_file else None, "random_opening": random_opening,
               "min_ply": min_ply, "concepts": [c.name for c in chosen], "batch_size": batch_size,
               "generator_version": GENERATOR_VERSION,
               "players": {name: repr(p) for name, p in (players or {}).items() if name in weights}}
-    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+    # the batch size only cuts the work into part files: a resume keeps the saved one
+    digest = hashlib.sha256(json.dumps({k: v for k, v in config.items() if k != "batch_size"}, sort_keys=True,
+                                       default=str).encode()).hexdigest()[:16]
     sample_path = out / "sample.json"
-    if sample_path.exists() and json.loads(sample_path.read_text()).get("config_digest") == digest:
-        rows = json.loads(sample_path.read_text())["positions"]
+    saved = _existing_sample(out, digest, config, overwrite)
+    if saved is not None:
+        saved_batch = int(saved.get("config", {}).get("batch_size", config["batch_size"]))
+        if batch_size_given and saved_batch != batch_size:
+            raise ValueError(f"{out} is being labelled in batches of {saved_batch} positions; rerun without "
+                             f"--batch-size (or with --batch-size {saved_batch}) to resume, or pass --overwrite")
+        batch_size = config["batch_size"] = saved_batch
+    check_writable(out / "manifest.json", "the dataset folder")
+    parts.mkdir(parents=True, exist_ok=True)
+    if saved is not None:
+        rows, note = saved["positions"], saved.get("note")
         logger.info("resuming: %d sampled positions read from %s", len(rows), sample_path)
     else:
-        for stale in parts.glob("part-*.parquet"):
-            stale.unlink()
-        sampled = sample_positions(game, n, seed=seed, sources=weights, positions_file=positions_file,
-                                   random_opening=random_opening, min_ply=min_ply, progress=progress, players=players)
-        rows = [{"text": p.text, "ply": p.ply, "game_id": p.game_id, "source": p.source} for p in sampled]
-        _write_json(sample_path, {"config_digest": digest, "positions": rows})
-    if solution_cache is None and any(c.tier == "solver" for c in chosen) and game.name == "connect4":
-        from solver.book import cache_dir
-
-        solution_cache = cache_dir() / "solutions.sqlite"
+        for stale in [*parts.glob("part-*.parquet"), out / "positions.parquet", out / "manifest.json"]:
+            stale.unlink(missing_ok=True)
+        if needs_solver and min_ply < default_min_ply(game):
+            logger.warning("%r positions with fewer than %d moves cost the exact solver seconds to minutes each "
+                           "(see docs/datasets.md); labelling from ply %d may take long",
+                           game, default_min_ply(game), min_ply)
+        drawn = draw_sample(game, n, seed=seed, sources=weights, positions_file=positions_file,
+                            random_opening=random_opening, min_ply=min_ply, progress=progress, players=players)
+        if not drawn.positions:
+            raise ValueError(f"no positions to label: {drawn.note}")
+        rows = [{"text": p.text, "ply": p.ply, "game_id": p.game_id, "source": p.source} for p in drawn.positions]
+        note = drawn.note
+        _write_json(sample_path, {"config_digest": digest, "config": config, "note": note, "positions": rows})
     texts = [r["text"] for r in rows]
     batches = [(i, texts[i:i + batch_size]) for i in range(0, len(texts), batch_size)]
-    spec = {"name": game_name, "kwargs": game_kwargs}
+    spec = {"name": game.name, "kwargs": game_kwargs}
     todo = [(spec, t, [c.name for c in chosen], parts / f"part-{i // batch_size:05d}.parquet",
-             str(solution_cache) if solution_cache else None)
+             str(solution_cache) if solution_cache else None, str(book) if book else None)
             for i, t in batches if not (parts / f"part-{i // batch_size:05d}.parquet").exists()]
     logger.info("%d of %d batches to label", len(todo), len(batches))
     if todo:
-        iterator = _run(todo, jobs)
+        bar = None
         if progress:
             from tqdm import tqdm
 
-            iterator = tqdm(iterator, total=len(todo), desc=f"labelling {len(texts)} positions", unit="batch")
-        for _ in iterator:
-            pass
+            done = len(texts) - sum(len(item[1]) for item in todo)
+            bar = tqdm(total=len(texts), initial=done, desc=f"labelling {game.name} positions", unit="pos",
+                       smoothing=0.1)
+        try:
+            for _, count in _run(todo, jobs):
+                if bar is not None:
+                    bar.update(count)
+        except (KeyboardInterrupt, _Terminated):
+            if bar is not None:
+                bar.close()
+                bar = None
+            finished = sum(1 for i, _ in batches if (parts / f"part-{i // batch_size:05d}.parquet").exists())
+            logger.warning("interrupted: %d of %d batches are labelled and kept in %s; rerun the same command to "
+                           "resume", finished, len(batches), parts)
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
     labels = pd.concat([pd.read_parquet(parts / f"part-{i // batch_size:05d}.parquet") for i, _ in batches],
-                       ignore_index=True) if batches else pd.DataFrame()
+                       ignore_index=True)
     df = pd.concat([pd.DataFrame({"moves": texts, "ply": [r["ply"] for r in rows],
                                   "game_id": [r["game_id"] for r in rows], "source": [r["source"] for r in rows]}),
                     labels], axis=1)
     table_path = out / "positions.parquet"
     with atomic_target(table_path, suffix=".parquet") as tmp:
         df.to_parquet(tmp, index=False)
-    manifest = dict(config, counts={"positions": len(df), "games": int(df["game_id"].nunique()) if len(df) else 0,
-                                    "by_source": df["source"].value_counts().to_dict() if len(df) else {},
-                                    "by_ply": {int(k): int(v) for k, v in df["ply"].value_counts().sort_index().items()}},
+    manifest = dict(config, requested=n, produced=len(df), shortfall=note,
+                    counts={"positions": len(df), "games": int(df["game_id"].nunique()),
+                            "by_source": df["source"].value_counts().to_dict(),
+                            "by_ply": {int(k): int(v) for k, v in df["ply"].value_counts().sort_index().items()}},
                     concept_metadata=[c.metadata() for c in chosen],
-                    prevalence={c.name: float(np.mean(df[c.name])) for c in chosen if c.kind == "binary" and len(df)})
+                    prevalence={c.name: float(np.mean(df[c.name])) for c in chosen if c.kind == "binary"})
     _write_json(out / "manifest.json", manifest)
     return table_path
 
 
-def _run(todo: list, jobs: int):
-    if jobs <= 1:
+def _check_book(game: Game, book: str | Path) -> None:
+    """ValueError/FileNotFoundError unless `book` is a readable opening book for this game's board."""
+    if game.name != "connect4":
+        raise ValueError(f"an opening book (--book {book}) is only used by Connect Four's solver, not by {game.name}")
+    from solver.book import OpeningBook
+
+    loaded = OpeningBook.load(book)
+    if (loaded.width, loaded.height) != (game.width, game.height):
+        raise ValueError(f"opening book {book} is for {loaded.width}x{loaded.height} boards; the game is "
+                         f"{game.width}x{game.height}")
+
+
+def _existing_sample(out: Path, digest: str, config: dict, overwrite: bool) -> dict | None:
+    """The saved sample to resume from (same options), None to start afresh; refuses to
+    replace a dataset made with other options unless `overwrite`."""
+    sample_path = out / "sample.json"
+    saved = None
+    if sample_path.exists():
+        try:
+            saved = json.loads(sample_path.read_text())
+        except (OSError, ValueError) as exc:
+            if not overwrite:
+                raise ValueError(f"{sample_path} is unreadable ({exc}); pass --overwrite (overwrite=True) to "
+                                 "start this dataset afresh") from exc
+        if saved is not None and saved.get("config_digest") == digest:
+            return saved
+    existing = [p for p in (sample_path, out / "positions.parquet", out / "manifest.json") if p.exists()]
+    existing += sorted((out / "parts").glob("part-*.parquet"))[:1]
+    if existing and not overwrite:
+        old = (saved or {}).get("config")
+        if old:
+            changed = [f"{k}: {old.get(k)!r} -> {config.get(k)!r}" for k in sorted(set(old) | set(config))
+                       if old.get(k) != config.get(k) and k != "batch_size"]
+            why = "other options (" + "; ".join(changed) + ")"
+        else:
+            why = "other or unknown options"
+        raise ValueError(f"{out} already holds a dataset made with {why}; pass --overwrite (overwrite=True) to "
+                         "replace it, or choose another output folder")
+    return None
+
+
+# ------------------------------------------------------------------------------ worker processes
+class _Terminated(SystemExit):
+    """Raised in the parent on SIGTERM, so that the pool is stopped on the way out."""
+
+
+def _run(todo: list, jobs: int) -> Iterator[tuple[str, int]]:
+    """Label the batches of `todo` (in this process if `jobs` is 1), yielding each as it finishes.
+
+    Ctrl-C or SIGTERM terminates the worker processes at once (finished part files stay)."""
+    if jobs <= 1 or len(todo) == 1:
         for item in todo:
             yield _label_batch(item)
         return
     import multiprocessing as mp
 
-    with mp.get_context("spawn").Pool(jobs) as pool:
-        yield from pool.imap_unordered(_label_batch, todo)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        def on_sigterm(signum, frame):
+            raise _Terminated(128 + signum)
+
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
+    pool = mp.get_context("spawn").Pool(min(jobs, len(todo)), initializer=partial(die_with_parent, ignore_ctrl_c=True),
+                                            initargs=(os.getpid(), signal.SIGKILL))
+    try:
+        results = pool.imap_unordered(_label_batch, todo)
+        for _ in range(len(todo)):
+            while True:
+                try:
+                    item = results.next(timeout=0.5)  # short waits keep Ctrl-C and SIGTERM prompt
+                    break
+                except mp.TimeoutError:
+                    continue
+            yield item
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _write_json(path: Path, data: dict) -> None:

@@ -105,13 +105,17 @@ def inner_folds(groups: np.ndarray, folds: int = 3) -> list[tuple[np.ndarray, np
 
 
 def _lbfgs_logistic(z: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, penalty: torch.Tensor,
-                    init: tuple[torch.Tensor, torch.Tensor] | None, max_iter: int) -> tuple[torch.Tensor, torch.Tensor]:
+                    init: tuple[torch.Tensor, torch.Tensor] | None, max_iter: int,
+                    report: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Minimise, for every column t at once, mean_w logloss + sum_j u_jt^2 * penalty_jt.
 
     The gradient is written out (no autograd graph): ``dL/dlogits = w (sigmoid - y) / sum w``.
 
     :param z: [n, k] whitened features; y, weight: [n, T]; penalty: [k, T] (already
         divided by the weighted row count and C).
+    :param report: if given, receives ``n_iter`` (L-BFGS iterations) and ``converged`` ([T]
+        bool: the solve stopped on its tolerances before `max_iter`, or the column's final
+        gradient is below `TOLERANCE_GRAD` anyway).
     """
     k, t = z.shape[1], y.shape[1]
     u = torch.zeros(k, t, dtype=z.dtype) if init is None else init[0].clone()
@@ -130,6 +134,14 @@ def _lbfgs_logistic(z: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, pena
 
     with torch.no_grad():
         optimizer.step(closure)
+        if report is not None:
+            state = optimizer.state[optimizer._params[0]]
+            n_iter = int(state.get("n_iter", 0))
+            stopped_early = n_iter < max_iter and int(state.get("func_evals", 0)) < optimizer.defaults["max_eval"]
+            closure()  # gradient at the solution
+            grad = torch.cat([u.grad.abs(), b.grad.abs()[None, :]]).amax(0)
+            report["n_iter"] = n_iter
+            report["converged"] = (grad <= TOLERANCE_GRAD).numpy() | stopped_early
     return u, b
 
 
@@ -145,6 +157,8 @@ class LogisticFit:
     coef: np.ndarray  # [d, T]
     intercept: np.ndarray  # [T]
     C: np.ndarray  # [T] inverse regularisation strengths used
+    converged: np.ndarray | None = None  # [T] bool: the final fit met its tolerance within its iterations
+    n_iter: int = 0  # L-BFGS iterations of the final fit (all columns are solved together)
 
 
 def _choose_C(z: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, groups: np.ndarray, columns: np.ndarray,
@@ -216,8 +230,14 @@ def fit_logistic_many(x_std: np.ndarray, y: np.ndarray, groups: np.ndarray, whit
         C[choose] = _choose_C(z, yt, wt, groups, choose, np.sort(np.asarray(Cs, dtype=np.float64)), folds, max_iter,
                               penalty)
     C[tie >= 0] = C[tie[tie >= 0]]
-    u, b = _lbfgs_logistic(z, yt, wt, penalty(C, wt), None, max_iter * 3)
-    return LogisticFit(whitening.weights(u.numpy().astype(np.float64)), b.numpy().astype(np.float64), C)
+    report: dict = {}
+    u, b = _lbfgs_logistic(z, yt, wt, penalty(C, wt), None, max_iter * 3, report)
+    converged = np.asarray(report["converged"], dtype=bool)
+    if not converged.all():
+        log.debug("%d of %d logistic columns did not converge in %d L-BFGS iterations", int((~converged).sum()),
+                  len(converged), max_iter * 3)
+    return LogisticFit(whitening.weights(u.numpy().astype(np.float64)), b.numpy().astype(np.float64), C, converged,
+                       report["n_iter"])
 
 
 # ----------------------------------------------------------------------------- ridge

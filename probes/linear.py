@@ -15,6 +15,10 @@ Probe types (`PROBES`):
 * ``mlp``: one hidden layer (64 ReLU units, early stopping), classifier or regressor by
   kind: the gap to the linear probe measures non-linearly encoded information.
 
+Non-convergence is recorded, not hidden: every `ProbeScore` says whether its solver met its
+tolerance within its iteration budget (``converged``, ``n_iter``), and the first probe of a
+kind that does not converge logs one warning per process.
+
 Features are standardised on the train split. ``logistic`` and ``ridge`` are solved in
 batches by `probes.batched` (`fit_probes` fits a whole sweep cell's concepts and controls at
 once, with scikit-learn's objectives, and returns fitted scikit-learn pipelines); ``l1`` and
@@ -24,6 +28,7 @@ games: it takes an activation matrix, labels, and group ids.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -41,7 +46,11 @@ from sklearn.preprocessing import StandardScaler
 
 from probes.batched import Standardiser, Whitening, fit_logistic_many, fit_ridge_many
 
+log = logging.getLogger(__name__)
+
 PROBES = ("logistic", "l1", "ridge", "mlp")
+MAX_ITER = {"logistic": 100, "l1": 300, "mlp": 200}  # default iteration budgets (logistic: per C of the path)
+_warned_not_converged: set[str] = set()  # probe names already warned about in this process
 CLASSIFICATION_KINDS = ("binary", "categorical")
 REGRESSION_KINDS = ("count", "continuous")
 
@@ -56,6 +65,8 @@ class ProbeScore:
     n_train: int = 0
     n_test: int = 0
     model: object = None
+    converged: bool = True  # the solver met its tolerance within its iterations (ridge: closed form, always)
+    n_iter: int | None = None  # iterations the solver used (None: closed form or not fitted)
 
     def __getitem__(self, metric: str) -> float:
         return self.metrics[metric]
@@ -97,21 +108,26 @@ def _check_probe(probe: str, kind: str) -> None:
         raise ValueError(f"probe 'ridge' needs a count or continuous concept, not {kind!r}; use logistic, l1 or mlp")
 
 
-def make_probe(probe: str, kind: str, groups_train: np.ndarray, seed: int = 0):
+def make_probe(probe: str, kind: str, groups_train: np.ndarray, seed: int = 0, max_iter: int | None = None):
     """An unfitted scikit-learn pipeline (scaler + estimator) for the ``l1`` and ``mlp`` probes.
 
     ``logistic`` and ``ridge`` are fitted by `probes.batched` (many targets at once, the same
     objective as scikit-learn's) and come back from `fit_probes` as fitted pipelines.
+
+    :param max_iter: the estimator's iteration budget (default `MAX_ITER`).
     """
     _check_probe(probe, kind)
+    if max_iter is not None and max_iter < 1:
+        raise ValueError(f"max_iter must be at least 1, got {max_iter}")
+    budget = max_iter or MAX_ITER.get(probe, 100)
     if probe == "l1":
         est = LogisticRegressionCV(Cs=np.logspace(-3, 1, 5), cv=_inner_cv(groups_train), solver="saga",
-                                   l1_ratios=(1.0,), scoring="neg_log_loss", max_iter=300, random_state=seed,
+                                   l1_ratios=(1.0,), scoring="neg_log_loss", max_iter=budget, random_state=seed,
                                    use_legacy_attributes=False)
     elif probe == "mlp" and kind in CLASSIFICATION_KINDS:
-        est = MLPClassifier(hidden_layer_sizes=(64,), early_stopping=True, max_iter=200, random_state=seed)
+        est = MLPClassifier(hidden_layer_sizes=(64,), early_stopping=True, max_iter=budget, random_state=seed)
     elif probe == "mlp":
-        est = MLPRegressor(hidden_layer_sizes=(64,), early_stopping=True, max_iter=200, random_state=seed)
+        est = MLPRegressor(hidden_layer_sizes=(64,), early_stopping=True, max_iter=budget, random_state=seed)
     else:
         raise ValueError(f"probe {probe!r} is fitted in batches by fit_probes, not by a scikit-learn estimator")
     return make_pipeline(StandardScaler(), est)
@@ -219,9 +235,21 @@ def _constant(kind: str, n: int, value) -> tuple[np.ndarray, np.ndarray | None]:
     return np.full(n, value), (np.full(n, float(value)) if kind == "binary" else None)
 
 
+def _note_convergence(scores: Sequence[ProbeScore], max_iter: int) -> None:
+    """Warn once per probe name and process when some of `scores` did not converge."""
+    for name in dict.fromkeys(s.probe for s in scores if not s.converged):
+        if name in _warned_not_converged:
+            continue
+        _warned_not_converged.add(name)
+        failed = sum(1 for s in scores if s.probe == name and not s.converged)
+        log.warning("%d %s probe(s) did not converge within max_iter=%d (recorded as converged=False in the "
+                    "results; further ones are not reported here); raise max_iter to fit them fully",
+                    failed, name, max_iter)
+
+
 def fit_probes(features: np.ndarray, targets: Sequence[Target], groups: np.ndarray, probe: str = "linear",
                split: tuple[np.ndarray, np.ndarray] | None = None, seed: int = 0, n_boot: int = 200,
-               max_components: int | None = None) -> list[ProbeScore]:
+               max_components: int | None = None, max_iter: int | None = None) -> list[ProbeScore]:
     """Fit one probe per target on the same features; score each on the held-out games.
 
     All logistic targets (binary, and categorical one-vs-rest) share one batched solve and
@@ -236,7 +264,11 @@ def fit_probes(features: np.ndarray, targets: Sequence[Target], groups: np.ndarr
     :param split: fixed (train, test) row indices; default a 75/25 grouped split by `seed`.
     :param max_components: keep at most this many principal directions of the features for
         the logistic solves (None: all with non-negligible variance).
+    :param max_iter: iteration budget of the iterative probes (default `MAX_ITER` per probe);
+        whether each probe converged within it is in `ProbeScore.converged`.
     """
+    if max_iter is not None and max_iter < 1:
+        raise ValueError(f"max_iter must be at least 1, got {max_iter}")
     features = np.asarray(features, dtype=np.float64).reshape(len(features), -1)
     groups = np.asarray(groups)
     names = [default_probe(t.kind) if probe == "linear" else probe for t in targets]
@@ -247,7 +279,10 @@ def fit_probes(features: np.ndarray, targets: Sequence[Target], groups: np.ndarr
         _check_probe(name, t.kind)
     train, test = split if split is not None else grouped_split(groups, seed=seed)
     if any(name in ("l1", "mlp") for name in names):
-        return [_fit_sklearn(features, t, groups, name, train, test, seed, n_boot) for t, name in zip(targets, names)]
+        scores = [_fit_sklearn(features, t, groups, name, train, test, seed, n_boot, max_iter)
+                  for t, name in zip(targets, names)]
+        _note_convergence(scores, max_iter or max(MAX_ITER[n] for n in names if n in MAX_ITER))
+        return scores
     standardiser = Standardiser.fit(features[train])
     x_train, x_test = standardiser(features[train]), standardiser(features[test])
     whitening = Whitening.fit(x_train, max_components)
@@ -268,7 +303,8 @@ def fit_probes(features: np.ndarray, targets: Sequence[Target], groups: np.ndarr
             j = targets[i].tie
             if j is not None:
                 tie[col] = classes_of.get((j, c), next((k for (o, _), k in classes_of.items() if o == j), -1))
-        logistic = fit_logistic_many(x_train, np.stack(columns, axis=1), groups[train], whitening, tie=tie)
+        logistic = fit_logistic_many(x_train, np.stack(columns, axis=1), groups[train], whitening, tie=tie,
+                                     max_iter=max_iter or MAX_ITER["logistic"])
     ridge_of = {i: j for j, i in enumerate(i for i, t in enumerate(targets) if t.kind in REGRESSION_KINDS)}
     ridge = None
     if ridge_of:
@@ -280,7 +316,7 @@ def fit_probes(features: np.ndarray, targets: Sequence[Target], groups: np.ndarr
     for i, t in enumerate(targets):
         classify = t.kind in CLASSIFICATION_KINDS
         y_test = t.labels[test] if classify else t.labels[test].astype(np.float64)
-        model = None
+        model, converged, n_iter = None, True, None
         if not classify:
             j = ridge_of[i]
             model = _fitted_pipeline(standardiser, _ridge_estimator(ridge.coef[:, j], float(ridge.intercept[j]),
@@ -291,6 +327,7 @@ def fit_probes(features: np.ndarray, targets: Sequence[Target], groups: np.ndarr
         else:
             cols = [k for k, owner in enumerate(owners) if owner == i]
             coef, intercept = logistic.coef[:, cols].T, logistic.intercept[cols]
+            converged, n_iter = bool(logistic.converged[cols].all()), logistic.n_iter
             classes = np.unique(t.labels[train])
             model = _fitted_pipeline(standardiser, _logistic_estimator(coef, intercept, classes, logistic.C[cols]))
             decision = x_test @ coef.T + intercept
@@ -301,40 +338,48 @@ def fit_probes(features: np.ndarray, targets: Sequence[Target], groups: np.ndarr
                 proba, y_pred = None, classes[np.argmax(decision, axis=1)]
         metrics = score_predictions(t.kind, y_test, y_pred, proba)
         ci = bootstrap_ci(t.kind, y_test, y_pred, proba, groups[test], n_boot, seed) if t.with_ci else {}
-        scores.append(ProbeScore(names[i], metrics, ci, len(train), len(test), model))
+        scores.append(ProbeScore(names[i], metrics, ci, len(train), len(test), model, converged, n_iter))
+    _note_convergence(scores, 3 * (max_iter or MAX_ITER["logistic"]))
     return scores
 
 
 def _fit_sklearn(features: np.ndarray, target: Target, groups: np.ndarray, probe: str, train: np.ndarray,
-                 test: np.ndarray, seed: int, n_boot: int) -> ProbeScore:
-    """One ``l1`` or ``mlp`` probe through its scikit-learn pipeline."""
+                 test: np.ndarray, seed: int, n_boot: int, max_iter: int | None = None) -> ProbeScore:
+    """One ``l1`` or ``mlp`` probe through its scikit-learn pipeline (convergence taken from its warnings)."""
     y_train = target.labels[train]
     classify = target.kind in CLASSIFICATION_KINDS
     y_test = target.labels[test] if classify else target.labels[test].astype(np.float64)
-    model = None
+    model, converged, n_iter = None, True, None
     if classify and len(np.unique(y_train)) < 2:
         y_pred, proba = _constant(target.kind, len(test), y_train[0])
     else:
-        model = make_probe(probe, target.kind, groups[train], seed)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
+        model = make_probe(probe, target.kind, groups[train], seed, max_iter)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
             model.fit(features[train], y_train if classify else y_train.astype(np.float64))
+        converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+        for w in caught:  # pass on everything that is not about convergence
+            if not issubclass(w.category, ConvergenceWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        n_iter = int(np.max(getattr(model[-1], "n_iter_", 0)))
         y_pred = model.predict(features[test])
         proba = (model.predict_proba(features[test])[:, 1]
                  if target.kind == "binary" and len(model.classes_) == 2 else None)
     metrics = score_predictions(target.kind, y_test, y_pred, proba)
     ci = bootstrap_ci(target.kind, y_test, y_pred, proba, groups[test], n_boot, seed) if target.with_ci else {}
-    return ProbeScore(probe, metrics, ci, len(train), len(test), model)
+    return ProbeScore(probe, metrics, ci, len(train), len(test), model, converged, n_iter)
 
 
 def fit_probe(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, kind: str, probe: str | None = None,
-              split: tuple[np.ndarray, np.ndarray] | None = None, seed: int = 0, n_boot: int = 200) -> ProbeScore:
+              split: tuple[np.ndarray, np.ndarray] | None = None, seed: int = 0, n_boot: int = 200,
+              max_iter: int | None = None) -> ProbeScore:
     """Fit one probe on a grouped train split and score it on the held-out games (see `fit_probes`).
 
     :param probe: a name in `PROBES` (default: `default_probe(kind)`).
+    :param max_iter: iteration budget of iterative probes (default `MAX_ITER`).
     """
     return fit_probes(features, [Target(np.asarray(labels), kind, n_boot > 0)], groups, probe or "linear", split,
-                      seed, n_boot)[0]
+                      seed, n_boot, max_iter=max_iter)[0]
 
 
 def probe_direction(score: ProbeScore) -> np.ndarray:

@@ -10,7 +10,11 @@ For every (model, layer, concept, probe) the sweep fits the probe on the real la
 Hewitt-Liang control-task labels (selectivity = value - control value) and on shuffled
 labels (a bug check: it must stay at chance), and writes one row per metric. Position
 concepts are probed on the flattened layer; spatial concepts (one label per square) with
-one weight-shared probe over the per-square view of spatial layers. Majority baselines are
+one weight-shared probe over the per-square view of spatial layers. Per-column concepts (one
+label per action, e.g. "winning moves") become one position concept per action,
+``name[a]`` for action index ``a`` (0-based), probed like any other (`expand_per_column`);
+one whose labels cannot be probed (missing values, e.g. the exact score of a full column)
+is skipped with a warning and a ``probe="skipped"`` row that says why. Majority baselines are
 written once per concept (run ``baseline``). Controls that are models - the raw input, or
 networks with random weights - are just more entries. All probes of a cell (every concept
 with its control task and shuffled labels) are fitted together (`probes.linear.fit_probes`).
@@ -31,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -49,8 +54,10 @@ from probes.tcav import benjamini_hochberg, fit_cavs, tcav_test
 log = logging.getLogger(__name__)
 
 COLUMNS = ["run", "checkpoint_step", "layer", "concept", "probe", "metric", "value", "ci_low", "ci_high", "control",
-           "control_value", "selectivity", "n_train", "n_test", "p_value", "layer_index"]
+           "control_value", "selectivity", "n_train", "n_test", "p_value", "layer_index", "converged", "note"]
 POSITION_KINDS = ("binary", "categorical", "count", "continuous")
+SWEPT_KINDS = POSITION_KINDS + ("spatial", "per_column")
+SKIPPED_RUN = "skipped"  # results rows of concepts the sweep could not probe (``note`` says why)
 
 
 @dataclass
@@ -61,6 +68,44 @@ class ConceptLabels:
     kind: str
     labels: np.ndarray
     columns: np.ndarray | None = None  # per input, the model output the concept names (-1: none), for TCAV
+    tcav: bool = True  # binary concepts get TCAV on entries with gradients (not the per-action parts of a concept)
+
+
+def expand_per_column(concepts: Sequence[ConceptLabels]) -> tuple[list[ConceptLabels], dict[str, str]]:
+    """Per-column concepts (labels ``[N, A]``) as A position concepts ``name[a]``; the others unchanged.
+
+    0/1 labels give binary concepts and other numbers continuous ones. A per-column concept with
+    missing labels (NaN) cannot be probed row-wise and is skipped, and so is an action whose
+    label is the same in every position.
+
+    :returns: the concepts to sweep, and the skipped ones' names with the reason.
+    """
+    out: list[ConceptLabels] = []
+    skipped: dict[str, str] = {}
+    for c in concepts:
+        if c.kind not in SWEPT_KINDS:
+            raise ValueError(f"concept {c.name!r} has kind {c.kind!r}; the sweep probes kinds {SWEPT_KINDS}")
+        if c.kind != "per_column":
+            out.append(c)
+            continue
+        labels = np.asarray(c.labels)
+        if labels.ndim != 2:
+            raise ValueError(f"per-column concept {c.name!r} needs labels [N, actions], got shape {labels.shape}")
+        if np.issubdtype(labels.dtype, np.floating) and np.isnan(labels).any():
+            skipped[c.name] = ("missing labels (NaN, e.g. for full columns): a per-action probe would need "
+                               "row masks, which the probes do not take")
+            continue
+        binary = np.isin(labels, (0, 1)).all()
+        for a in range(labels.shape[1]):
+            values = labels[:, a].astype(int) if binary else labels[:, a].astype(np.float64)
+            if len(np.unique(values)) < 2:  # e.g. no position whose winning move is this column
+                skipped[f"{c.name}[{a}]"] = "a single value in this dataset"
+                continue
+            out.append(ConceptLabels(f"{c.name}[{a}]", "binary" if binary else "continuous", values,
+                                     np.full(len(values), a), tcav=False))
+    for name, reason in skipped.items():
+        log.warning("concept %s is not swept: %s", name, reason)
+    return out, skipped
 
 
 @dataclass
@@ -105,7 +150,8 @@ def _concept_rows(base: dict, features: np.ndarray, labelled: list[tuple[str, st
         score, control, shuffled = scores[3 * ci: 3 * ci + 3]
         for metric, value in score.metrics.items():
             lo, hi = score.ci.get(metric, (np.nan, np.nan))
-            common = {**base, "concept": name, "n_train": score.n_train, "n_test": score.n_test}
+            common = {**base, "concept": name, "n_train": score.n_train, "n_test": score.n_test,
+                      "converged": score.converged}
             rows.append({**common, "probe": probe_name, "metric": metric, "value": value, "ci_low": lo, "ci_high": hi,
                          "control": "control_task", "control_value": control.metrics[metric],
                          "selectivity": value - control.metrics[metric]})
@@ -274,6 +320,7 @@ def _run_cell(cell: _Cell) -> str:
     if cell.tcav:
         rows += _tcav_rows(cell, acts, data, train)
     frame = pd.DataFrame(rows, columns=COLUMNS).assign(layer_index=cell.layer_index)
+    frame["converged"] = frame["converged"].astype("boolean")  # null for rows without a fitted probe (TCAV)
     with atomic_target(cell.part, suffix=".parquet") as tmp:
         frame.to_parquet(tmp, index=False)
     return cell.part
@@ -297,7 +344,7 @@ def _tcav_gradients(entry: ModelEntry, layer: str, inputs: np.ndarray, concepts:
     """
     out = []
     for concept in concepts:
-        if concept.kind != "binary":
+        if concept.kind != "binary" or not concept.tcav:
             continue
         for target, indexed in entry.tcav_targets.items():
             rows = _explained(concept, test, indexed, settings.tcav_inputs, settings.seed)
@@ -333,6 +380,7 @@ def run_sweep(entries: Sequence[ModelEntry], inputs: np.ndarray, concepts: Seque
     parts = out / "parts"
     parts.mkdir(parents=True, exist_ok=True)
     n = len(inputs)
+    concepts, skipped = expand_per_column(concepts)
     for c in concepts:
         if len(c.labels) != n:
             raise ValueError(f"concept {c.name!r} has {len(c.labels)} labels for {n} inputs")
@@ -379,7 +427,11 @@ def run_sweep(entries: Sequence[ModelEntry], inputs: np.ndarray, concepts: Seque
                                  "probe": "majority", "metric": metric, "value": value, "n_train": len(train),
                                  "n_test": len(test)})
     frames = [pd.read_parquet(p) for p in sorted(parts.glob(f"*-{digest}.parquet"))]
-    results = pd.concat([f for f in frames if len(f)] + [pd.DataFrame(baseline, columns=COLUMNS)], ignore_index=True)
+    skipped_rows = [{"run": SKIPPED_RUN, "checkpoint_step": 0, "layer": "", "concept": name, "probe": "skipped",
+                     "metric": "skipped", "value": np.nan, "note": reason} for name, reason in skipped.items()]
+    extra = pd.DataFrame(baseline + skipped_rows, columns=COLUMNS)
+    results = pd.concat([f.reindex(columns=COLUMNS) for f in frames if len(f)] + [extra], ignore_index=True)
+    results["converged"] = results["converged"].astype("boolean")
     tested = results["p_value"].notna().to_numpy()
     results["q_value"] = np.nan
     results["significant"] = pd.array([pd.NA] * len(results), dtype="boolean")
@@ -393,11 +445,16 @@ def run_sweep(entries: Sequence[ModelEntry], inputs: np.ndarray, concepts: Seque
     return path
 
 
-def _one_thread_per_worker() -> None:
-    """Worker processes use one BLAS and one torch thread each: `jobs` processes share the cores
-    instead of each spawning a thread per core (which made two workers no faster than one)."""
+def _init_worker(parent_pid: int) -> None:
+    """Worker processes die with the sweep (even after ``kill -9``) and use one BLAS and one torch
+    thread each: `jobs` processes share the cores instead of each spawning a thread per core
+    (which made two workers no faster than one)."""
     import torch
     from threadpoolctl import threadpool_limits
+
+    from common.processes import die_with_parent
+
+    die_with_parent(parent_pid)
 
     torch.set_num_threads(1)
     threadpool_limits(1)
@@ -410,5 +467,5 @@ def _map(cells: list, jobs: int):
         return
     import multiprocessing as mp
 
-    with mp.get_context("spawn").Pool(jobs, initializer=_one_thread_per_worker) as pool:
+    with mp.get_context("spawn").Pool(jobs, initializer=_init_worker, initargs=(os.getpid(),)) as pool:
         yield from pool.imap_unordered(_run_cell, cells)

@@ -9,6 +9,7 @@ the games in which the agent held a win (or a draw) and let it go, the ply and o
 of its first slip, and how often the opponent slipped.
 
     python scripts/analyze_games.py runs/connect4-seed0 --opponent alphabeta-2 --json results/slips.json
+    python scripts/analyze_games.py runs/tictactoe-seed0          # against the game's default: perfect
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode=None)
 @app.command()
 def main(
     checkpoint: Path = typer.Argument(..., help="a checkpoint .zip or a run folder (its latest checkpoint)"),
-    opponent: str = typer.Option("alphabeta-2", help="ladder opponent: random or one of the game's baseline players"),
-    n_games: int = typer.Option(200, "--games", help="games (half per colour)"),
+    opponent: Optional[str] = typer.Option(None, help="ladder opponent: random or one of the game's baseline "
+                                                      "players [default: connect4 alphabeta-2, otherwise the "
+                                                      "game's strongest, e.g. perfect]"),
+    n_games: int = typer.Option(200, "--games", help="games (half per colour, at least 2)"),
     seed: int = typer.Option(0, help="seed of the openings and the opponent's tie-breaks (as evaluate_agent.py)"),
     opening_plies: int = typer.Option(2, help="random opening moves, each opening played with both colours"),
     from_ply: Optional[int] = typer.Option(None, help="first ply the oracle looks at [default: the game's fast "
@@ -44,19 +47,27 @@ def main(
     from rich.table import Table
 
     from agents.checkpoints import load_agent_for_game
+    from common.outputs import check_writable
     from agents.diagnostics import where_games_slip
-    from agents.evaluation import PolicyPlayer, ladder_opponents, play_games
+    from agents.evaluation import PolicyPlayer, default_opponent, ladder_opponents, play_games
     from games.atomic import atomic_write_text
 
     torch.set_num_threads(1)
     if from_ply is not None and from_ply < 0:
         raise typer.BadParameter(f"must be >= 0, got {from_ply}", param_hint="--from-ply")
+    if n_games < 2:
+        raise typer.BadParameter(f"must be at least 2 (one game per colour), got {n_games}", param_hint="--games")
+    if opening_plies < 0:
+        raise typer.BadParameter(f"must be >= 0, got {opening_plies}", param_hint="--opening-plies")
+    if json_out:
+        check_writable(json_out, "--json")
     try:
         loaded = load_agent_for_game(checkpoint, game)
     except (FileNotFoundError, ValueError) as exc:
         raise typer.BadParameter(str(exc), param_hint="CHECKPOINT") from exc
     the_game = loaded.game
     ladder = ladder_opponents(the_game)
+    opponent = opponent or default_opponent(the_game)
     if opponent not in ladder:
         raise typer.BadParameter(f"unknown opponent {opponent!r} for {the_game.name}; known: {', '.join(ladder)}",
                                  param_hint="--opponent")
@@ -117,4 +128,6 @@ def main(
 
 
 if __name__ == "__main__":
-    app()
+    from common.cli import run_app
+
+    run_app(app)

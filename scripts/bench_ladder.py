@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Optional
 
 import typer
 
 app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode=None)
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
+DEFAULT_PLAYERS = {"connect4": "win-or-block,alphabeta-2,alphabeta-4,alphabeta-6"}
 
 
 def make_player(game, name: str):
@@ -51,9 +53,11 @@ def make_player(game, name: str):
 
 @app.command()
 def main(
-    players: str = typer.Option("win-or-block,alphabeta-2,alphabeta-4,alphabeta-6",
-                                help="comma-separated players measured"),
-    opponents: str = typer.Option("alphabeta-2", help="comma-separated opponents they play"),
+    players: Optional[str] = typer.Option(None, help="comma-separated players measured [default: connect4 "
+                                                     f"{DEFAULT_PLAYERS['connect4']}; other games: the ladder, "
+                                                     "e.g. random,perfect]"),
+    opponents: Optional[str] = typer.Option(None, help="comma-separated opponents they play [default: connect4 "
+                                                       "alphabeta-2, other games their strongest, e.g. perfect]"),
     game_name: str = typer.Option("connect4", "--game", help="registered game"),
     n_games: int = typer.Option(200, "--games", help="games per pair (half per colour)"),
     opening_plies: int = typer.Option(2, help="random opening moves, each opening played with both colours"),
@@ -68,12 +72,23 @@ def main(
     from rich.console import Console
     from rich.table import Table
 
+    from common.outputs import check_writable
     from agents.diagnostics import where_games_slip
-    from agents.evaluation import play_games
+    from agents.evaluation import default_opponent, ladder_opponents, play_games
 
     game = games.get(game_name)
+    if n_games < 2:
+        raise typer.BadParameter(f"must be at least 2 (one game per colour), got {n_games}", param_hint="--games")
+    if opening_plies < 0:
+        raise typer.BadParameter(f"must be >= 0, got {opening_plies}", param_hint="--opening-plies")
+    players = players or DEFAULT_PLAYERS.get(game.name) or ",".join(ladder_opponents(game))
+    opponents = opponents or default_opponent(game)
     measured = {name: make_player(game, name) for name in players.split(",") if name}
     against = {name: make_player(game, name) for name in opponents.split(",") if name}
+    if not measured or not against:
+        raise typer.BadParameter("name at least one player and one opponent")
+    out = out or RESULTS / f"ladder_{game.name}.json"
+    check_writable(out, "--out")
     report = {"machine": machine_info(), "game": repr(game), "games_per_pair": n_games,
               "opening_plies": opening_plies, "seed": seed, "results": []}
     table = Table(title=f"{game.name}: W/D/L of the player, first | second ({n_games} games per pair, "
@@ -98,9 +113,11 @@ def main(
                 row.append("; ".join(f"{held[seat]['won']} / {held[seat]['games']}" for seat in ("first", "second")))
             table.add_row(*row)
     Console().print(table)
-    path = write_json(out or RESULTS / f"ladder_{game.name}.json", report)
+    path = write_json(out, report)
     print(f"wrote {path}")
 
 
 if __name__ == "__main__":
-    app()
+    from common.cli import run_app
+
+    run_app(app)

@@ -94,6 +94,25 @@ def fmt_time(us: float) -> str:
     return f"{us:.2f} us" if us < 1000 else (f"{us / 1000:.2f} ms" if us < 1e6 else f"{us / 1e6:.2f} s")
 
 
+def pons_reference(figure, spec, fname: str, n_run: int, n_file: int) -> tuple[float | None, str]:
+    """Pons' mean time to compare a run with: (microseconds or None, how it was obtained / why none).
+
+    Direct when his figure was measured on the same file and the same first positions;
+    ``node-scaled`` when it was measured on his own file of a set we only have a look-alike of
+    (filled in later from the pons-part12 node count); None otherwise.
+    """
+    if figure is None:
+        return None, "no anchor figure for this set"
+    same_rows = (figure.positions or n_file) == n_run
+    if figure.file == fname:
+        if same_rows:
+            return figure.mean_us, "measured"
+        return None, f"anchor: first {figure.positions or n_file}, run: {n_run}"
+    if figure.file == spec.name:
+        return None, "node-scaled"
+    return None, f"anchor: {figure.file}, run: {fname}"
+
+
 @app.command()
 def main(
     limit: int = typer.Option(0, help="use only the first N positions of each easy/medium set (0: all)"),
@@ -109,23 +128,36 @@ def main(
     from _reporting import machine_info, write_json
 
     from solver import load_default_book
-    from solver.benchmarks import PONS_SETS, find_set_file, read_set
+    from solver.benchmarks import PONS_ANCHORS, PONS_SETS, anchor_for, cpu_model, find_set_file, read_set
 
+    if limit < 0 or hard_limit < 0:
+        raise ValueError(f"--limit and --hard-limit must be 0 (all) or more, got {limit} and {hard_limit}")
+    if repeats < 1:
+        raise ValueError(f"--repeats must be at least 1, got {repeats}")
     console = Console(width=160)
     all_configs = configurations()
     chosen = list(all_configs) if configs == "all" else [c.strip() for c in configs.split(",")]
     unknown = [c for c in chosen if c not in all_configs]
     if unknown:
-        console.print(f"[red]unknown configuration(s) {unknown}; known: {list(all_configs)}[/red]")
-        raise typer.Exit(2)
+        raise ValueError(f"unknown configuration(s) {unknown}; known: {list(all_configs)}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(out.parent, os.W_OK):  # fail now, not after half an hour of solving
+        raise PermissionError(f"cannot write to {out.parent}; pass --out somewhere writable")
+    cpu = cpu_model()
+    anchor = anchor_for(cpu)
+    if anchor is None:
+        console.print(f"CPU: {cpu}: no anchor for this CPU (Pons' C++ figures exist for "
+                      f"{', '.join(a.cpu_model for a in PONS_ANCHORS)}); no ratios against his solver are shown")
+    else:
+        console.print(f"CPU: {cpu}; Pons' C++ figures measured on {anchor.cpu_model}: {anchor.source}")
     book = load_default_book(7, 6)
-    report = {"machine": machine_info(), "protocol": __doc__.split("\n\n")[1], "configs": {}, "sets": {}}
+    report = {"machine": machine_info(), "protocol": __doc__.split("\n\n")[1], "configs": {}, "sets": {},
+              "pons_anchor": None if anchor is None else {"cpu_model": anchor.cpu_model, "source": anchor.source}}
     for name in chosen:
         report["configs"][name] = {k: v for k, v in all_configs[name].items()}
 
-    table = Table(title="Mean time per position (strong, tables zeroed before each position)")
-    for col in ("set", "n", "config", "mean", "median", "mean nodes", "Mnodes/s", "agree", "Pons C++ mean", "speed-up",
-                "est. on set"):
+    table = Table(title=f"Mean time per position (strong, tables zeroed before each position) on {cpu}")
+    for col in ("set", "n", "config", "mean", "median", "mean nodes", "Mnodes/s", "agree", "Pons C++ mean", "speed-up"):
         table.add_column(col, justify="right")
     for spec in PONS_SETS:
         fname = spec.name if find_set_file(spec.name) else spec.generated_name
@@ -134,32 +166,37 @@ def main(
             console.print(f"skipping {spec.label}: neither {spec.name} nor {spec.generated_name} found")
             continue
         pairs = read_set(path)
+        n_file = len(pairs)
         hard = spec.name == "Test_L1_R3"
         n = hard_limit if hard else limit
         if n:
             pairs = pairs[:n]
+        figure = anchor.figures.get(spec.name) if anchor else None
+        pons_us, how = pons_reference(figure, spec, fname, len(pairs), n_file) if anchor else (None, "no anchor for this CPU")
         runs = ["pons-part12", "default"] if hard else chosen
         runs = [c for c in runs if c in chosen]
-        entry = {"file": fname, "label": spec.label, "pons_mean_us": spec.pons_mean_us, "pons_mean_nodes": spec.pons_mean_nodes,
-                 "generated": fname != spec.name, "results": {}}
+        entry = {"file": fname, "label": spec.label, "n_file": n_file, "pons_mean_nodes": spec.pons_mean_nodes,
+                 "pons_figure": None if figure is None else {"mean_us": figure.mean_us, "file": figure.file,
+                                                              "positions": figure.positions},
+                 "pons_comparison": how, "generated": fname != spec.name, "results": {}}
         for cname in runs + (["default+book"] if book is not None and "default" in runs else []):
             kwargs = all_configs["default" if cname == "default+book" else cname]
-            slow_set = hard or spec.pons_mean_us * len(pairs) > 10e6
+            slow_set = hard or spec.pons_mean_nodes * len(pairs) > 1e8  # over ~10 s a run: one run only
             with console.status(f"{spec.label}: {cname} on {len(pairs)} positions"):
                 res = run_set(kwargs, pairs, 1 if slow_set else repeats, book=book if cname == "default+book" else None)
-            res["speedup_vs_pons"] = spec.pons_mean_us / res["mean_us"]
             reference = entry["results"].get("pons-part12")
-            if entry["generated"] and reference:
-                # our look-alike set is not his: scale his time per node by our set's
-                # node count under his algorithm (the pons-part12 configuration)
-                est = spec.pons_mean_us / spec.pons_mean_nodes * reference["mean_nodes"]
-                entry["pons_estimated_mean_us_on_this_set"] = est
-                res["speedup_vs_pons_estimated"] = est / res["mean_us"]
+            if how == "node-scaled" and reference:
+                # his figure is on his own file, ours on a look-alike: scale his time per node by
+                # our set's node count under his algorithm (the pons-part12 configuration)
+                pons_us = figure.mean_us / spec.pons_mean_nodes * reference["mean_nodes"]
+                entry["pons_estimated_mean_us_on_this_set"] = pons_us
+            if pons_us is not None:
+                res["speedup_vs_pons"] = pons_us / res["mean_us"]
             entry["results"][cname] = res
+            ratio = f"{res['speedup_vs_pons']:.2f}x" if "speedup_vs_pons" in res else "-"
             table.add_row(spec.label, str(res["n"]), cname, fmt_time(res["mean_us"]), fmt_time(res["median_us"]),
                           f"{res['mean_nodes']:,.1f}", f"{res['nodes_per_s'] / 1e6:.1f}", f"{res['agree']}/{res['n']}",
-                          fmt_time(spec.pons_mean_us), f"{res['speedup_vs_pons']:.2f}x",
-                          f"{res['speedup_vs_pons_estimated']:.2f}x" if "speedup_vs_pons_estimated" in res else "")
+                          fmt_time(pons_us) + (" (est.)" if how == "node-scaled" else "") if pons_us else how, ratio)
             console.print(f"{spec.label:13s} {cname:12s} mean {fmt_time(res['mean_us']):>10s}  nodes {res['mean_nodes']:>14,.1f}  agree {res['agree']}/{res['n']}")
         report["sets"][spec.name] = entry
     console.print(table)
@@ -174,4 +211,6 @@ def main(
 
 
 if __name__ == "__main__":
-    app()
+    from common.cli import run_app
+
+    run_app(app)

@@ -28,7 +28,8 @@ def main(
     checkpoint: Path = typer.Argument(..., help="a checkpoint .zip or a run folder (its latest checkpoint)"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="write the evaluation record here"),
     game: Optional[str] = typer.Option(None, help="game name, if the checkpoint is outside its run folder"),
-    games_per_opponent: int = typer.Option(200, "--games", help="games per ladder opponent (half per colour)"),
+    games_per_opponent: int = typer.Option(200, "--games", help="games per ladder opponent, half per colour "
+                                                                "(0: none, move quality only)"),
     decisive: int = typer.Option(300, help="sampled decisive positions (0: none)"),
     max_positions: int = typer.Option(0, help="cap per fixed set (0: all)"),
     seed: int = typer.Option(0, help="seed of the decisive sample, the openings and the opponents' tie-breaks"),
@@ -43,10 +44,14 @@ def main(
     from rich.table import Table
 
     from agents.checkpoints import load_agent_for_game
-    from agents.evaluation import EvaluationSuite, agent_description, summarise
+    from common.outputs import check_writable
+    from agents.evaluation import EvaluationSuite, agent_description, summarise, validate_suite_settings
     from games.atomic import atomic_write_text
 
     torch.set_num_threads(1)
+    validate_suite_settings(games_per_opponent, decisive, max_positions, opening_plies)  # before any work
+    if json_out:
+        check_writable(json_out, "--json")
     try:
         loaded = load_agent_for_game(checkpoint, game)
     except (FileNotFoundError, ValueError) as exc:
@@ -68,4 +73,6 @@ def main(
 
 
 if __name__ == "__main__":
-    app()
+    from common.cli import run_app
+
+    run_app(app)

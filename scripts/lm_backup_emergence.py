@@ -17,6 +17,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -31,7 +32,9 @@ def main(
     n_layer: int = typer.Option(4, help="layers of the tiny model (movers in the last layer leave no room "
                                         "for downstream backups)"),
     n_movers: int = typer.Option(2, help="top-DLA heads ablated"),
-    out: Path = typer.Option(Path("results/lm_backup_emergence"), help="output folder"),
+    out: Optional[Path] = typer.Option(None, help="output folder [default: runs/lm_backup_emergence; the recorded "
+                                                  "results are results/lm_backup_emergence_*]"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="write into --out even if it holds a finished result"),
 ) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
@@ -40,16 +43,23 @@ def main(
     from games.atomic import atomic_write_text
     from lm_interp.backup_emergence import emergence_run
 
+    from common.outputs import prepare_output
+
+    try:
+        grid = [(float(r), int(s)) for r in rates.split(",") for s in seeds.split(",")]
+    except ValueError as exc:
+        raise ValueError(f"--rates takes numbers and --seeds integers, comma-separated ({exc})") from None
+    if steps < 1 or n_movers < 1 or n_layer < 1:
+        raise ValueError(f"--steps, --n-layer and --n-movers must be at least 1, got {steps}, {n_layer}, {n_movers}")
+    out = prepare_output(out, "lm_backup_emergence", overwrite=overwrite, finished=("emergence.json",))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    grid = [(float(r), int(s)) for r in rates.split(",") for s in seeds.split(",")]
     rows = [emergence_run(r, s, steps, n_layer, n_movers) for r, s in tqdm(grid, desc="emergence", unit="model")]
     report = {"what": "backup strength of tiny models vs head-dropout rate", "rates": rates, "seeds": seeds,
               "steps": steps, "n_layer": n_layer, "n_movers": n_movers,
               "seconds": round(time.perf_counter() - t0, 1),
               "command": "python scripts/lm_backup_emergence.py " + " ".join(os.sys.argv[1:]), "runs": rows}
-    out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(json.dumps(report, indent=1), out / "emergence.json")
     atomic_write_text(_markdown(report), out / "summary.md")
     _plot(rows, out / "backup_strength.png")
@@ -99,4 +109,6 @@ def _plot(rows: list[dict], path: Path) -> None:
 
 
 if __name__ == "__main__":
-    app()
+    from common.cli import run_app
+
+    run_app(app)

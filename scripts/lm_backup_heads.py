@@ -27,7 +27,9 @@ app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode=None)
 @app.command()
 def main(
     model: str = typer.Option("tiny", help="tiny | smollm2 | a checkpoint folder | a cached Hub name"),
-    out: Optional[Path] = typer.Option(None, help="output folder [default: results/lm_backup_<model>]"),
+    out: Optional[Path] = typer.Option(None, help="output folder [default: runs/lm_backup_<model>; the recorded "
+                                                  "results are results/lm_backup_<model>]"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="write into --out even if it holds a finished result"),
     n_per_template: int = typer.Option(16, help="IOI prompts per template"),
     split: str = typer.Option("heldout", help="IOI template split: train | heldout | all"),
     templates: Optional[str] = typer.Option(None, help="comma-separated template ids (default: all of the split)"),
@@ -55,6 +57,14 @@ def main(
     )
     from lm_interp.backup_report import write_report
 
+    from common.outputs import prepare_output
+
+    for name, value, least in (("--n-per-template", n_per_template, 1), ("--n-movers", n_movers, 1),
+                               ("--depth", depth, 0), ("--backups-per-level", backups_per_level, 1),
+                               ("--n-patch", n_patch, 0)):
+        if value < least:
+            raise ValueError(f"{name} must be at least {least}, got {value}")
+    out = prepare_output(out, f"lm_backup_{Path(model).name}", overwrite=overwrite, finished=("results.json",))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(1)
     t0 = time.perf_counter()
@@ -68,11 +78,12 @@ def main(
     result = {"model": lm.spec, "description": lm.description, **result,
               "seconds": round(time.perf_counter() - t0, 1),
               "command": "python scripts/lm_backup_heads.py " + " ".join(os.sys.argv[1:])}
-    out = out or Path("results") / f"lm_backup_{lm.name}"
     for p in write_report(result, out):
         print(p)
     print((out / "summary.md").read_text())
 
 
 if __name__ == "__main__":
-    app()
+    from common.cli import run_app
+
+    run_app(app)

@@ -28,7 +28,9 @@ def main(
     layer: int = typer.Option(..., help="block index"),
     neuron: Optional[int] = typer.Option(None, help="MLP neuron (omit with --scan)"),
     top_k: int = typer.Option(20, help="max-activating examples"),
-    out: Optional[Path] = typer.Option(None, help="output folder [default: results/lm_mae_<model>]"),
+    out: Optional[Path] = typer.Option(None, help="output folder [default: runs/lm_mae_<model>; the recorded results "
+                                                  "are results/lm_mae_<model>]"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="write into --out even if it holds a finished result"),
     corpus: str = typer.Option("generated", help="generated | samples (the model's own text) | a text file"),
     n_docs: int = typer.Option(400, help="documents (sentences, samples or lines) per split"),
     window: int = typer.Option(24, help="tokens per window"),
@@ -59,9 +61,15 @@ def main(
     torch.set_num_threads(1)
     if neuron is None and not scan:
         raise typer.BadParameter("give --neuron N or --scan")
+    for name, value in (("--top-k", top_k), ("--n-docs", n_docs), ("--window", window), ("--step", step),
+                        ("--scan-top", scan_top), ("--scan-candidates", scan_candidates)):
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
+    from common.outputs import prepare_output
+
+    out = prepare_output(out, f"lm_mae_{Path(model).name}", overwrite=overwrite)
     lm = load_model(model)
     check_neuron(lm, layer, neuron)
-    out = out or Path("results") / f"lm_mae_{lm.name}"
     cfg = MAEConfig(k=top_k, fraction=fraction, step=step, drop_single=drop_single, n_substitutes=n_substitutes,
                     threshold=threshold)
     train, held = corpus_windows(lm, corpus, n_docs, window, seed)
@@ -92,4 +100,6 @@ def main(
 
 
 if __name__ == "__main__":
-    app()
+    from common.cli import run_app
+
+    run_app(app)

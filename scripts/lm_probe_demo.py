@@ -25,7 +25,9 @@ app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode=None)
 @app.command()
 def main(
     model: str = typer.Option("tiny", help="tiny | smollm2 | a checkpoint folder"),
-    out: Optional[Path] = typer.Option(None, help="output folder [default: results/lm_probe_<model>]"),
+    out: Optional[Path] = typer.Option(None, help="output folder [default: runs/lm_probe_<model>; the recorded results "
+                                                  "are results/lm_probe_<model>]"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="write into --out even if it holds a finished result"),
     layers: Optional[str] = typer.Option(None, help="comma-separated block indices (default: all)"),
     seed: int = typer.Option(0, help="seed of the grouped split and bootstraps"),
     n_boot: int = typer.Option(200, help="bootstrap resamples for the 95% intervals"),
@@ -42,6 +44,11 @@ def main(
     from lm_interp.world import make_world
     from _reporting import write_json
 
+    from common.outputs import prepare_output
+
+    if n_boot < 0:
+        raise ValueError(f"--n-boot must be 0 or more, got {n_boot}")
+    out = prepare_output(out, f"lm_probe_{Path(model).name}", overwrite=overwrite, finished=("probe_by_layer.json",))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(1)
     t0 = time.perf_counter()
@@ -53,7 +60,6 @@ def main(
         prompts = subject_prompts(real_world(), PROBE_CONTEXTS)
     chosen = [int(x) for x in layers.split(",")] if layers else None
     rows = probe_layers(lm, prompts, chosen, seed=seed, n_boot=n_boot, progress=True)
-    out = out or Path("results") / f"lm_probe_{lm.name}"
     report = {
         "model": lm.spec, "description": lm.description, "concept": "country of the subject's city",
         "position": "last subject token", "probe": "logistic (probes.linear.fit_probe, grouped by subject)",
@@ -97,4 +103,6 @@ def _plot(rows, path: Path, title: str) -> None:
 
 
 if __name__ == "__main__":
-    app()
+    from common.cli import run_app
+
+    run_app(app)

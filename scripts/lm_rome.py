@@ -32,7 +32,9 @@ def main(
     model: str = typer.Option("tiny", help="tiny | smollm2 | a checkpoint folder"),
     editor: str = typer.Option("rome,ft,ft-l", help=f"comma-separated editors among {EDITORS}"),
     n_edits: int = typer.Option(24, help="edits (cases) to run"),
-    out: Optional[Path] = typer.Option(None, help="output folder [default: results/lm_rome_<model>]"),
+    out: Optional[Path] = typer.Option(None, help="output folder [default: runs/lm_rome_<model>; the recorded results "
+                                                  "are results/lm_rome_<model>]"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="write into --out even if it holds a finished result"),
     layer: Optional[int] = typer.Option(None, help="edited block [default: tiny 1, smollm2 6]"),
     covariance: str = typer.Option("corpus", help="corpus | identity (C = I)"),
     cov_corpus: Optional[str] = typer.Option(None, help="samples | generated [default: tiny generated, else samples]"),
@@ -63,7 +65,15 @@ def main(
     chosen = [e.strip() for e in editor.split(",") if e.strip()]
     unknown = [e for e in chosen if e not in EDITORS]
     if unknown or not chosen:
-        raise typer.BadParameter(f"unknown editors {unknown or chosen}; editors: {EDITORS}")
+        raise ValueError(f"unknown editors {unknown or chosen}; editors: {EDITORS}")
+    if n_edits < 1:
+        raise ValueError(f"--n-edits must be at least 1, got {n_edits}")
+    if trace_cases < 0 or v_steps < 1:
+        raise ValueError(f"--trace-cases must be 0 or more and --v-steps at least 1, got {trace_cases} and {v_steps}")
+    from common.outputs import prepare_output
+
+    # a killed run resumes from its edits/ folder; a finished one (summary.json) needs --overwrite
+    out = prepare_output(out, f"lm_rome_{Path(model).name}", overwrite=overwrite, finished=("summary.json",))
     t0 = time.perf_counter()
     lm = load_model(model)
     d_layer, ridge, ft_lr, ftl_linf = DEFAULTS.get(lm.name, DEFAULTS["smollm2"])
@@ -97,7 +107,6 @@ def main(
         editors["ft"] = lambda m, r: finetune_edit(m, r, FTConfig(layer=layer, lr=ft_lr))
     if "ft-l" in chosen:
         editors["ft-l"] = lambda m, r: finetune_edit(m, r, FTConfig(layer=layer, lr=ft_lr, linf=ftl_linf))
-    out = out or Path("results") / f"lm_rome_{lm.name}"
     records = run_suite(lm, cases, editors, out)
     columns = summarise(records)
     labels = {"unedited": "unedited", "rome": "ROME", "rome-legacy": "ROME (legacy keys)", "ft": "FT", "ft-l": "FT-L"}
@@ -161,4 +170,6 @@ def _plot_probabilities(columns: dict, labels: dict, path: Path, title: str) -> 
 
 
 if __name__ == "__main__":
-    app()
+    from common.cli import run_app
+
+    run_app(app)

@@ -30,12 +30,15 @@ def main(
     n: int = typer.Option(1000, help="number of positions"),
     seed: int = typer.Option(0, help="random seed"),
 ) -> None:
+    from common.outputs import check_writable
     from solver import Solver
     from solver.benchmarks import PONS_SETS, generate_positions, write_set
 
     if kind not in KINDS:
-        typer.echo(f"error: unknown set {kind!r}; choose one of {', '.join(KINDS)}", err=True)
-        raise typer.Exit(2)
+        raise typer.BadParameter(f"unknown set {kind!r}; choose one of {', '.join(KINDS)}", param_hint="KIND")
+    if n < 1:
+        raise typer.BadParameter(f"must be at least 1, got {n}", param_hint="--n")
+    check_writable(out, "--out")
     spec = next(s for s in PONS_SETS if s.name == KINDS[kind])
     pairs = generate_positions(n, spec.moves, spec.remaining, Solver(), seed=seed)
     write_set(out, pairs)
@@ -43,4 +46,6 @@ def main(
 
 
 if __name__ == "__main__":
-    app()
+    from common.cli import run_app
+
+    run_app(app)

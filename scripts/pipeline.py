@@ -13,80 +13,76 @@ up where it stopped:
 4. ``probe_report.py``: Markdown and PNGs.
 
 With ``--reference`` it also trains the reference network (the same architecture on
-solver labels) and sweeps it beside the agent.
+solver labels) and sweeps it beside the agent. Every default depends on the game
+(`agents.pipeline.GAME_DEFAULTS`): Connect Four labels positions from 14 stones on,
+tic-tac-toe and Nim from the empty board. Ctrl-C or ``kill`` stops the running step with
+its worker processes; rerun the same command to continue.
 
     python scripts/pipeline.py                      # what `make demo` runs
     python scripts/pipeline.py --timesteps 200000 --positions 1500   # a quick look
+    python scripts/pipeline.py --game tictactoe     # a few minutes
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from agents.pipeline import GAME_DEFAULTS, STEP_SCRIPTS
+
+C4 = GAME_DEFAULTS["connect4"]
 app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode=None)
-
-SCRIPTS = Path(__file__).resolve().parent
-
-
-def _step(title: str, args: list[str]) -> None:
-    print(f"\n=== {title}\n$ {' '.join(args)}", flush=True)
-    start = time.perf_counter()
-    subprocess.run([sys.executable, *args], check=True)
-    print(f"=== {title}: {time.perf_counter() - start:.0f} s", flush=True)
 
 
 @app.command()
 def main(
-    run: Path = typer.Option(Path("runs") / "connect4-seed0", help="agent run folder (resumed if it exists)"),
-    game: str = typer.Option("connect4", help="registered game"),
+    run: Optional[Path] = typer.Option(None, help="agent run folder, resumed if it holds checkpoints "
+                                                  "[default: runs/GAME-seedSEED]"),
+    game: str = typer.Option("connect4", help="registered game: connect4, tictactoe, nim"),
     timesteps: Optional[int] = typer.Option(None, help="agent training budget [default: the game's, "
                                                        "connect4 4,000,000]"),
-    positions: int = typer.Option(4000, help="labelled positions for the probes"),
-    min_ply: int = typer.Option(14, help="fewest stones of a probe position (the solver labels them fast)"),
+    positions: Optional[int] = typer.Option(None, help=f"labelled positions for the probes [default: per game, "
+                                                       f"connect4 {C4.positions}, tictactoe "
+                                                       f"{GAME_DEFAULTS['tictactoe'].positions}]"),
+    min_ply: Optional[int] = typer.Option(None, help=f"fewest moves played in a probe position [default: per game, "
+                                                     f"connect4 {C4.min_ply} (the solver labels them fast), "
+                                                     f"tictactoe and nim 0]"),
     reference: bool = typer.Option(False, "--reference", help="also train and sweep the reference network"),
-    reference_positions: int = typer.Option(20000, help="solver-labelled positions for the reference network"),
+    reference_positions: Optional[int] = typer.Option(None, help="solver-labelled positions for the reference "
+                                                                 f"network [default: per game, connect4 "
+                                                                 f"{C4.reference_positions}]"),
     jobs: int = typer.Option(2, help="processes for labelling and sweeping"),
     seed: int = typer.Option(0, help="seed of every step"),
+    step_args: list[str] = typer.Option([], help="extra options for one step's script, SCRIPT=OPTIONS, e.g. "
+                                                 "'probe_sweep=--tcav-runs 0' or 'train_agent=--eval-games 20'; "
+                                                 f"scripts: {', '.join(STEP_SCRIPTS)}; repeatable"),
 ) -> None:
-    s = str
+    from common.cli import fail
+
+    from agents.pipeline import PipelineSettings, StepFailed, Stopped, parse_step_args, pipeline_steps, run_step
+    from agents.pipeline import sweep_folder
+
+    settings = PipelineSettings.resolve(game, run, timesteps, positions, min_ply, reference, reference_positions,
+                                        jobs, seed).with_extra(**parse_step_args(step_args))
     start = time.perf_counter()
-    train = [s(SCRIPTS / "train_agent.py"), "--game", game, "--out", s(run), "--seed", s(seed)]
-    if timesteps is not None:
-        train += ["--total-timesteps", s(timesteps)]
-    if (run / "config.json").exists():
-        train.append("--resume")
-    _step("1. train the agent", train)
-    data = run / f"probe-data-n{positions}"
-    _step("2. label positions", [s(SCRIPTS / "make_dataset.py"), "--game", game, "--out", s(data), "--n", s(positions),
-                                 "--min-ply", s(min_ply), "--sources", "random:0.5,agent-0:0.5", "--agent", s(run),
-                                 "--jobs", s(jobs), "--seed", s(seed)])
-    runs = [run]
-    if reference:
-        ref_data = run.parent / f"reference-data-n{reference_positions}"
-        ref_run = run.parent / f"{run.name}-reference"
-        _step("2b. label positions for the reference network",
-              [s(SCRIPTS / "make_dataset.py"), "--game", game, "--out", s(ref_data), "--n", s(reference_positions), "--min-ply", "16",
-               "--sources", "random:1", "--concepts", "value,good_moves", "--jobs", s(jobs), "--seed", s(seed + 1)])
-        if not any((ref_run / "checkpoints").glob("step_*.zip")):
-            _step("2c. train the reference network", [s(SCRIPTS / "train_reference.py"), "--game", game,
-                                                      "--dataset", s(ref_data),
-                                                      "--out", s(ref_run), "--seed", s(seed), "--quiet"])
-        runs.append(ref_run)
-    sweep = run / f"sweep-{data.name}"
-    sweep_args = [s(SCRIPTS / "probe_sweep.py"), "--dataset", s(data), "--out", s(sweep), "--max-positions",
-                  s(positions), "--jobs", s(jobs), "--seed", s(seed)]
-    for r in runs:
-        sweep_args += ["--run", s(r)]
-    _step("3. probe sweep", sweep_args)
-    _step("4. report", [s(SCRIPTS / "probe_report.py"), s(sweep)])
-    print(f"\npipeline done in {(time.perf_counter() - start) / 60:.1f} min; report: {sweep / 'report.md'}")
+    for step in pipeline_steps(settings):
+        print(f"\n=== {step.title}\n$ {' '.join(step.args)}", flush=True)
+        t0 = time.perf_counter()
+        try:
+            run_step(step)
+        except StepFailed as exc:
+            fail(str(exc))
+        except Stopped as exc:
+            fail(str(exc), code=128 + exc.signum)
+        print(f"=== {step.title}: {time.perf_counter() - t0:.0f} s", flush=True)
+    report = sweep_folder(settings) / "report.md"
+    print(f"\npipeline done in {(time.perf_counter() - start) / 60:.1f} min; report: {report}")
 
 
 if __name__ == "__main__":
-    app()
+    from common.cli import run_app
+
+    run_app(app)

@@ -40,7 +40,9 @@ def main(
     inlp_rank: int = typer.Option(16, help="maximal INLP rank"),
     pairs: int = typer.Option(200, help="minimal pairs per concept (at most)"),
     parents: int = typer.Option(1500, help="random parent positions searched for minimal pairs"),
-    out: Optional[Path] = typer.Option(None, help="output folder [default: results/causal_<run name>]"),
+    out: Optional[Path] = typer.Option(None, help="output folder [default: runs/causal_<run name>; the recorded "
+                                                  "results are results/causal_connect4_default]"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="write into --out even if it holds a finished result"),
     game: Optional[str] = typer.Option(None, help="game name, if the checkpoint is outside its run folder"),
     seed: int = typer.Option(0, help="seed of positions, splits and random controls"),
 ) -> None:
@@ -55,6 +57,17 @@ def main(
     from games.concepts import select
     from solver.book import cache_dir
 
+    from common.outputs import prepare_output
+
+    for name, value, least in (("--positions", positions, 1), ("--random-controls", random_controls, 0),
+                               ("--inlp-rank", inlp_rank, 1), ("--pairs", pairs, 0), ("--parents", parents, 1)):
+        if value < least:
+            raise ValueError(f"{name} must be at least {least}, got {value}")
+    steering = _floats(alphas)
+    if not steering:
+        raise ValueError("--alphas needs at least one steering strength")
+    if out is not None:  # a named destination is checked before minutes of loading and labelling
+        out = prepare_output(out, "", overwrite=overwrite, finished=("causal.json",))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(1)
     console = Console()
@@ -78,9 +91,10 @@ def main(
     bad = [c.name for c in chosen if c.kind != "binary"]
     if bad:
         raise typer.BadParameter(f"{bad} are not binary concepts; binary ones: {', '.join(binary)}", param_hint="--concepts")
-    out = out or Path("results") / f"causal_{path.parent.parent.name}"
+    run_name = path.parent.parent.name if path.parent.name == "checkpoints" else path.stem
+    out = out or prepare_output(None, f"causal_{run_name}", overwrite=overwrite, finished=("causal.json",))
     start = time.perf_counter()
-    result = run_causal_suite(policy, the_game, wanted, layer=layer, n_positions=positions, alphas=_floats(alphas),
+    result = run_causal_suite(policy, the_game, wanted, layer=layer, n_positions=positions, alphas=steering,
                               n_random=random_controls, inlp_rank=inlp_rank, n_parents=parents, max_pairs=pairs,
                               seed=seed, solution_cache=cache_dir() / "solutions.sqlite")
     result = {"checkpoint": str(path), "timestep": int(model.num_timesteps), "game": repr(the_game),
@@ -99,4 +113,6 @@ def main(
 
 
 if __name__ == "__main__":
-    app()
+    from common.cli import run_app
+
+    run_app(app)

@@ -45,8 +45,13 @@ def main(
     from probes.report import write_report
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from common.outputs import check_writable
+
     if not (sweep / "results.parquet").exists():
         raise typer.BadParameter(f"{sweep}/results.parquet does not exist; run scripts/probe_sweep.py first")
+    if not 0 < alpha < 1:
+        raise typer.BadParameter(f"must be in (0, 1), got {alpha}", param_hint="--alpha")
+    check_writable(sweep / "report.md", "report")
     strength = {}
     if (sweep / "sweep.json").exists():
         for run_dir in map(Path, json.loads((sweep / "sweep.json").read_text())["runs"]):
@@ -57,4 +62,6 @@ def main(
 
 
 if __name__ == "__main__":
-    app()
+    from common.cli import run_app
+
+    run_app(app)

@@ -54,30 +54,50 @@ def main(
     from rich.table import Table
 
     import games
+    from agents.checkpoints import game_of_run, list_checkpoints
+    from common.outputs import check_writable
     from agents.probing import run_entries
-    from agents.checkpoints import game_of_run
+    from agents.reference import read_manifest, read_positions
     from games.concepts import concepts as registered_concepts
     from games.concepts import label
+    from probes.linear import PROBES
     from probes.sweep import ConceptLabels, run_sweep
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(1)
     console = Console()
     runs = run
+    counts = {"--max-positions": (max_positions, 1), "--jobs": (jobs, 1), "--checkpoints": (checkpoints, 0),
+              "--random-seeds": (random_seeds, 0), "--max-components": (max_components, 0),
+              "--spatial-positions": (spatial_positions, 0), "--tcav-runs": (tcav_runs, 0),
+              "--tcav-inputs": (tcav_inputs, 1)}
+    for option, (value, least) in counts.items():
+        if value < least:
+            raise typer.BadParameter(f"must be >= {least}, got {value}", param_hint=option)
+    probe_names = tuple(p.strip() for p in probes.split(",") if p.strip())
+    known_probes = ("linear", *PROBES)
+    if not probe_names or set(probe_names) - set(known_probes):
+        raise typer.BadParameter(f"unknown probes {sorted(set(probe_names) - set(known_probes)) or probes!r}; "
+                                 f"known: {', '.join(known_probes)}", param_hint="--probes")
     for need in [r / "config.json" for r in runs] + [dataset / "positions.parquet", dataset / "manifest.json"]:
         if not need.exists():
             raise typer.BadParameter(f"{need} does not exist")
+    for r in runs:
+        if not list_checkpoints(r):
+            raise typer.BadParameter(f"{r} has no checkpoints (expected {r}/checkpoints/step_*.zip)")
     if len({r.name for r in runs}) != len(runs):
         raise typer.BadParameter(f"runs must have distinct folder names, got {[r.name for r in runs]}")
     game = game_of_run(runs[0])
     for other in runs[1:]:
         if repr(game_of_run(other)) != repr(game):
             raise typer.BadParameter(f"{other} is a run of {game_of_run(other)!r}, {runs[0]} of {game!r}")
-    manifest = json.loads((dataset / "manifest.json").read_text())
+    manifest = read_manifest(dataset)
     data_game = games.get(manifest["game"], **manifest.get("game_kwargs", {}))
     if repr(data_game) != repr(game):
         raise typer.BadParameter(f"the dataset is for {data_game!r}, the run for {game!r}")
-    df = pd.read_parquet(dataset / "positions.parquet")
+    out = out or runs[0] / f"sweep-{dataset.name}"
+    check_writable(out / "sweep.json", "--out")
+    df = read_positions(dataset)
     if len(df) > max_positions:  # keep whole games, chosen at random
         rng = np.random.default_rng(seed)
         ids = rng.permutation(df["game_id"].unique())
@@ -97,15 +117,16 @@ def main(
     states = [game.parse(t) for t in df["moves"]]
     registry = registered_concepts(game.name)
     chosen = []
+    skipped: dict[str, str] = {}  # concept -> why it is not swept (printed and kept in sweep.json)
     for name in wanted:
-        if kinds[name] == "per_column":
-            continue  # per-column labels need a per-column read-out; not swept yet
-        values = np.stack(df[name].to_numpy()) if kinds[name] == "spatial" else df[name].to_numpy()
-        if np.issubdtype(values.dtype, np.floating) and np.isnan(values).any():
-            console.print(f"skipping {name}: it has missing labels")
+        per_square = kinds[name] in ("spatial", "per_column")
+        values = np.stack(df[name].to_numpy()) if per_square else df[name].to_numpy()
+        if kinds[name] != "per_column" and np.issubdtype(values.dtype, np.floating) and np.isnan(values).any():
+            # (per-column concepts are split into one concept per action by probes.sweep, which skips NaN ones)
+            skipped[name] = "it has missing labels"
             continue
         if kinds[name] in ("binary", "categorical") and len(np.unique(values)) < 2:
-            console.print(f"skipping {name}: a single class in this dataset")
+            skipped[name] = "a single class in this dataset"
             continue
         columns = None  # the output column a concept names (e.g. the winning move), for the policy-logit TCAV target
         column_concept = registry[name].params.get("columns") if name in registry else None
@@ -119,10 +140,14 @@ def main(
     for i, r in enumerate(runs):  # model-shaped controls once, with the first run's architecture
         entries += run_entries(r, checkpoints=checkpoints or None, random_seeds=random_seeds if i == 0 else 0,
                                include_input=i == 0)
-    out = out or runs[0] / f"sweep-{dataset.name}"
+    for name, why in skipped.items():
+        console.print(f"skipping {name}: {why}")
+    if not chosen:
+        reasons = "; ".join(f"{name}: {why}" for name, why in skipped.items())
+        raise typer.BadParameter(f"no concept of {dataset} can be swept ({reasons})")
     console.print(f"{len(entries)} networks x layers x {len(chosen)} concepts on {len(df)} positions "
                   f"({df['game_id'].nunique()} games) -> {out}")
-    settings = SweepSettings(tuple(p.strip() for p in probes.split(",")), seed, DEFAULTS.n_boot,
+    settings = SweepSettings(probe_names, seed, DEFAULTS.n_boot,
                              max_components or None, spatial_positions or None, tcav_runs, tcav_inputs,
                              DEFAULTS.tcav_pool)
     from dataclasses import asdict
@@ -132,7 +157,8 @@ def main(
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(json.dumps({"runs": [str(r.resolve()) for r in runs], "dataset": str(dataset.resolve()),
                                   "positions": len(df), "games": int(df["game_id"].nunique()),
-                                  "settings": asdict(settings)}, indent=1), out / "sweep.json")
+                                  "settings": asdict(settings), "skipped_concepts": skipped}, indent=1),
+                      out / "sweep.json")
     path = run_sweep(entries, inputs, chosen, df["game_id"].to_numpy(), keys, out, settings, jobs=jobs,
                      match=df["ply"].to_numpy() if "ply" in df else None)
     from probes.report import selectivity_table
@@ -150,4 +176,6 @@ def main(
 
 
 if __name__ == "__main__":
-    app()
+    from common.cli import run_app
+
+    run_app(app)

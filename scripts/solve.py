@@ -2,8 +2,9 @@
 
 Prints ``MOVES SCORE NODES MICROSECONDS`` per position, or with --analyze
 ``MOVES s1 s2 ... sW`` (a full column shown as ``.``). An empty line is the empty board.
-Malformed lines are reported on stderr with their line number; the run goes on and the
-exit status is 1 if any line failed.
+Malformed lines (an illegal move string, too many fields) are reported on stderr with
+their line number; the run goes on and the exit status is 1 if any line failed. An empty
+file, a missing one or a bad option is a one-line error with exit status 2.
 
     python scripts/solve.py ../shared/data/connect4/Test_L3_R1
     echo 4453 | python scripts/solve.py --analyze
@@ -34,13 +35,11 @@ def main(
     from games.connect4 import Position
     from solver import OpeningBook, Solver, load_default_book
 
-    try:
-        solver = Solver(width, height, tt_log2=tt_log2)
-        if not no_book:
-            solver.use_book(OpeningBook.load(book) if book else load_default_book(width, height))
-    except (ValueError, FileNotFoundError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2)
+    if file is not None and file.stat().st_size == 0:
+        raise ValueError(f"{file} is empty: give one position per line (an empty line is the empty board)")
+    solver = Solver(width, height, tt_log2=tt_log2)  # errors reach the user as one line (common.cli.run_app)
+    if not no_book:
+        solver.use_book(OpeningBook.load(book) if book else load_default_book(width, height))
 
     stream = file.open() if file else sys.stdin
     failed = 0
@@ -72,4 +71,6 @@ def main(
 
 
 if __name__ == "__main__":
-    app()
+    from common.cli import run_app
+
+    run_app(app)

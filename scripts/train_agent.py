@@ -79,9 +79,9 @@ def main(
     from rich.console import Console
     from rich.table import Table
 
-    from agents.evaluation import agent_description, summarise
     import games
-    from agents.selfplay import read_evaluations, train
+    from agents.evaluation import agent_description, summarise
+    from agents.selfplay import read_evaluations, resumable_config, train
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -98,12 +98,14 @@ def main(
     except ValueError as exc:  # a setting out of range: name it, no traceback
         raise typer.BadParameter(str(exc)) from exc
     run_dir = out or Path("runs") / f"{game}-seed{seed}"
-    if resume and (run_dir / "config.json").exists():  # continue with the run's own settings
-        config = TrainConfig.from_json(run_dir / "config.json")
+    if resume:  # continue with the run's own settings; a folder that holds no run is an error, not a new run
+        config = resumable_config(run_dir)
         if total_timesteps is not None:
             config.total_timesteps = total_timesteps
     console = Console()
-    console.print(f"training {game} {config.game_kwargs or ''} for {config.total_timesteps:,} timesteps into {run_dir}")
+    what = "resuming" if resume else "training"
+    options = f" {config.game_kwargs}" if config.game_kwargs else ""
+    console.print(f"{what} {config.game}{options} for {config.total_timesteps:,} timesteps into {run_dir}")
     try:
         final = train(config, run_dir, resume=resume, progress_bar=progress, evaluate=evaluate)
     except FileExistsError as exc:  # --out holds a run and --resume was not given
@@ -121,4 +123,6 @@ def main(
 
 
 if __name__ == "__main__":
-    app()
+    from common.cli import run_app
+
+    run_app(app)

@@ -20,7 +20,8 @@ app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode=None)
 
 @app.command()
 def main(
-    out: Path = typer.Option(..., help="checkpoint folder to write (replaced as a whole)"),
+    out: Path = typer.Option(..., help="checkpoint folder to write (replaced as a whole with --overwrite)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace --out if it already holds a checkpoint"),
     steps: int = typer.Option(1800, help="optimiser steps"),
     seed: int = typer.Option(0, help="seed of the corpus stream, initialisation and batches"),
     world_seed: int = typer.Option(0, help="seed of the synthetic world (which fact is true)"),
@@ -42,6 +43,16 @@ def main(
 
     from lm_interp.train import TrainConfig, train_tiny_lm
 
+    from common.outputs import prepare_output
+
+    for name, value in (("--steps", steps), ("--batch-size", batch_size), ("--block-size", block_size),
+                        ("--n-examples", n_examples), ("--threads", threads)):
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
+    existed = out.exists()
+    prepare_output(out, out.name, overwrite=overwrite)  # refuses a non-empty folder without --overwrite
+    if not existed:
+        out.rmdir()  # the trainer writes the folder atomically as a whole
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = TrainConfig(seed=seed, world_seed=world_seed, steps=steps, batch_size=batch_size, block_size=block_size,
                          lr=lr, dropout=dropout, head_dropout=head_dropout, d_model=d_model, n_layer=n_layer,
@@ -59,4 +70,6 @@ def main(
 
 
 if __name__ == "__main__":
-    app()
+    from common.cli import run_app
+
+    run_app(app)

@@ -25,7 +25,7 @@ app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode=None)
 def main(
     dataset: Path = typer.Option(..., help="dataset folder labelled with value and good_moves"),
     out: Optional[Path] = typer.Option(None, help="run folder [default: runs/GAME-reference-seedSEED]"),
-    game: str = typer.Option("connect4", help="registered game of the dataset"),
+    game: Optional[str] = typer.Option(None, help="registered game [default: the dataset's, from its manifest]"),
     epochs: int = typer.Option(8, help="passes over the train positions"),
     batch_size: int = typer.Option(256, help="positions per update"),
     learning_rate: float = typer.Option(2e-3, help="AdamW step size (cosine decay to a tenth)"),
@@ -36,20 +36,30 @@ def main(
     seed: int = typer.Option(0, help="seed of the split, initialisation and batches"),
     threads: int = typer.Option(2, help="torch threads"),
     progress: bool = typer.Option(True, "--progress/--quiet", help="progress bar"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace a reference network already in --out"),
 ) -> None:
     from dataclasses import asdict
 
+    from common.outputs import check_writable
     from agents.network import NetworkConfig
-    from agents.reference import ReferenceConfig, train_reference
+    from agents.reference import ReferenceConfig, read_manifest, train_reference
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not (dataset / "positions.parquet").exists():
         raise typer.BadParameter(f"{dataset}/positions.parquet does not exist; build it with scripts/make_dataset.py "
                                  f"--concepts value,good_moves")
-    config = ReferenceConfig(str(dataset), game=game, network=asdict(NetworkConfig(channels=channels, blocks=blocks)),
+    manifest = read_manifest(dataset)
+    game = game or manifest["game"]
+    game_kwargs = manifest.get("game_kwargs", {}) if game == manifest["game"] else {}
+    config = ReferenceConfig(str(dataset), game=game, game_kwargs=game_kwargs,
+                             network=asdict(NetworkConfig(channels=channels, blocks=blocks)),
                              epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                              checkpoints=checkpoints, eval_games=eval_games, seed=seed, torch_threads=threads)
     run_dir = out or Path("runs") / f"{game}-reference-seed{seed}"
+    if (run_dir / "config.json").exists() and not overwrite:
+        raise FileExistsError(f"{run_dir} already holds a trained network; pass --overwrite to replace it, "
+                              "or --out another folder")
+    check_writable(run_dir / "config.json", "--out")
     final = train_reference(config, run_dir, progress=progress)
     print(f"reference network: {final}")
     from agents.selfplay import read_evaluations
@@ -61,4 +71,6 @@ def main(
 
 
 if __name__ == "__main__":
-    app()
+    from common.cli import run_app
+
+    run_app(app)

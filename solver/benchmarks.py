@@ -2,18 +2,25 @@
 how to generate look-alikes of the ones that are not shipped.
 
 Pons' sets classify positions by stones played (L1: <= 14, L2: 15..28, L3: > 28) and by
-plies remaining to the end under perfect play (R1: < 14, R2: 14..27, R3: >= 28). Three
-sets are shipped in ``../shared/data/connect4``; ``Test_L1_R2`` ships with the project
-in ``data/connect4``. For Middle-Medium and Begin-Hard, `generate_positions` draws random
+plies remaining to the end under perfect play (R1: < 14, R2: 14..27, R3: >= 28). The three
+easy sets (``Test_L3_R1``, ``Test_L2_R1``, ``Test_L1_R1``) and ``Test_L1_R2`` ship with the
+project in ``data/connect4`` (provenance in its README); ``../shared/data/connect4`` is also
+searched. For Middle-Medium and Begin-Hard, `generate_positions` draws random
 openings and keeps those whose exact solution has the right length.
+
+Pons' C++ timings depend on the CPU, so they live in one table, `PONS_ANCHORS`, keyed by
+the CPU model they were measured on, each with where and how; `anchor_for` finds the one
+for a CPU, and `scripts/bench_solver.py` shows no ratio where there is none. Node counts
+do not depend on the CPU and stay with the sets (`BenchmarkSet.pons_mean_nodes`).
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping
 
 from games.atomic import atomic_write_text
 from games.connect4.position import Position
@@ -27,28 +34,123 @@ SEARCH_DIRS = (REPO_ROOT.parent / "shared" / "data" / "connect4", REPO_ROOT / "d
 
 @dataclass(frozen=True)
 class BenchmarkSet:
-    """One of Pons' sets, with the reference figures of his C++ solver (part 12, strong,
-    no book, TT reset per position) measured on this project's machine class."""
+    """One of Pons' sets: what it contains, and his part-12 solver's mean node count on it
+    (strong, no book, TT reset per position; nodes do not depend on the CPU)."""
 
     name: str
     label: str
     moves: tuple[int, int]  # stones played, inclusive
     remaining: tuple[int, int]  # plies to the end under perfect play, inclusive
-    pons_mean_us: float
     pons_mean_nodes: float
     generated_name: str | None = None  # file of our look-alike set when his is not shipped
 
 
 PONS_SETS = (
-    BenchmarkSet("Test_L3_R1", "End-Easy", (29, 41), (1, 13), 4.0, 51.28),
-    BenchmarkSet("Test_L2_R1", "Middle-Easy", (15, 28), (1, 14), 29.5, 449.6),
-    BenchmarkSet("Test_L2_R2", "Middle-Medium", (15, 27), (15, 27), 2980.0, 39907.2, "Gen_L2_R2"),
-    BenchmarkSet("Test_L1_R1", "Begin-Easy", (1, 14), (1, 14), 186.0, 3297.8),
-    BenchmarkSet("Test_L1_R2", "Begin-Medium", (1, 14), (15, 28), 144000.0, 1200784.6),
-    BenchmarkSet("Test_L1_R3", "Begin-Hard", (1, 13), (29, 42), 7610000.0, 58760000.0, "Gen_L1_R3"),
+    BenchmarkSet("Test_L3_R1", "End-Easy", (29, 41), (1, 13), 51.28),
+    BenchmarkSet("Test_L2_R1", "Middle-Easy", (15, 28), (1, 14), 449.6),
+    BenchmarkSet("Test_L2_R2", "Middle-Medium", (15, 27), (15, 27), 39907.2, "Gen_L2_R2"),
+    BenchmarkSet("Test_L1_R1", "Begin-Easy", (1, 14), (1, 14), 3297.8),
+    BenchmarkSet("Test_L1_R2", "Begin-Medium", (1, 14), (15, 28), 1200784.6),
+    BenchmarkSet("Test_L1_R3", "Begin-Hard", (1, 13), (29, 42), 58760000.0, "Gen_L1_R3"),
 )
-# Begin-Hard reference: the first 70 positions of Pons' file (his solver needs ~2.4 h for
-# all 1,000 here); published mean over all 1,000 is 5.49 s and 65.9 M nodes.
+# Begin-Hard nodes: the first 70 positions of Pons' file; his published mean over all
+# 1,000 is 5.49 s and 65.9 M nodes.
+
+
+@dataclass(frozen=True)
+class PonsFigure:
+    """Pons' C++ mean time per position on one set, as measured.
+
+    :param mean_us: mean search time per position, microseconds.
+    :param file: the position file it was measured on (his set, or our look-alike of it).
+    :param positions: the first this-many positions of `file` (None: all of them).
+    """
+
+    mean_us: float
+    file: str
+    positions: int | None = None
+
+
+@dataclass(frozen=True)
+class PonsAnchor:
+    """Pons' C++ timings measured on one CPU model: the only figures a ratio may use on that CPU.
+
+    :param cpu_model: the CPU as ``/proc/cpuinfo`` "model name" reports it (compared by
+        `same_cpu_model`: case, "(R)", "(TM)", "CPU", "Processor" and the clock are ignored).
+    :param source: where, when and how the figures were measured.
+    :param figures: set name (``Test_L..._R...``) -> figure.
+    """
+
+    cpu_model: str
+    source: str
+    figures: Mapping[str, PonsFigure] = field(default_factory=dict)
+
+
+PONS_ANCHORS = (
+    PonsAnchor(
+        "AMD EPYC",
+        "Recorded with the project's first version (commit 0e33e80, 2026-11-26) on the 2-core AMD EPYC "
+        "virtual machine that also recorded results/bench_solver.json (/proc/cpuinfo gives no finer model). "
+        "Pons' solver at his blog's part 12, his benchmark mode: strong solve, no book, transposition table "
+        "reset before every position, mean time per position. The compiler flags and the number of rounds "
+        "were not recorded. Middle-Medium and Begin-Hard are his own files (not shipped here; the script "
+        "scales these by node count to our look-alike sets); Begin-Hard on his first 70 positions.",
+        {
+            "Test_L3_R1": PonsFigure(4.0, "Test_L3_R1"),
+            "Test_L2_R1": PonsFigure(29.5, "Test_L2_R1"),
+            "Test_L2_R2": PonsFigure(2980.0, "Test_L2_R2"),
+            "Test_L1_R1": PonsFigure(186.0, "Test_L1_R1"),
+            "Test_L1_R2": PonsFigure(144000.0, "Test_L1_R2"),
+            "Test_L1_R3": PonsFigure(7610000.0, "Test_L1_R3", 70),
+        },
+    ),
+    PonsAnchor(
+        "Intel Xeon",
+        "Issue #27 (performance): an Intel Xeon of the project's 2-core machine kind (the issue records the "
+        "family only). Pons' solver at git tag part12, built with g++ -O3; book off, transposition table "
+        "reset before every position; his solver and ours interleaved on the same positions; the minimum "
+        "over rounds of the mean time per position. Middle-Medium and Begin-Hard on the positions this "
+        "project has for them, its look-alike sets (Pons' files are not shipped).",
+        {
+            "Test_L3_R1": PonsFigure(4.25, "Test_L3_R1"),
+            "Test_L2_R1": PonsFigure(30.48, "Test_L2_R1"),
+            "Test_L2_R2": PonsFigure(3710.0, "Gen_L2_R2"),
+            "Test_L1_R1": PonsFigure(203.5, "Test_L1_R1"),
+            "Test_L1_R2": PonsFigure(153000.0, "Test_L1_R2", 100),
+            "Test_L1_R3": PonsFigure(5400000.0, "Gen_L1_R3", 10),
+        },
+    ),
+)
+
+
+def cpu_model() -> str:
+    """This machine's CPU model ("model name" in ``/proc/cpuinfo``; the platform's name elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown"
+
+
+def _normalised(model: str) -> str:
+    text = re.sub(r"\((R|TM)\)", " ", model, flags=re.IGNORECASE)
+    text = re.sub(r"@\s*[\d.]+\s*GHz", " ", text, flags=re.IGNORECASE)
+    text = re.sub(r"\b(CPU|Processor)\b", " ", text, flags=re.IGNORECASE)
+    return " ".join(text.lower().split())
+
+
+def same_cpu_model(a: str, b: str) -> bool:
+    """Whether two CPU model strings name the same model (trademarks, "CPU" and the clock ignored)."""
+    return _normalised(a) == _normalised(b) != ""
+
+
+def anchor_for(cpu: str) -> PonsAnchor | None:
+    """The Pons C++ figures measured on CPU model `cpu`, or None where there are none."""
+    return next((a for a in PONS_ANCHORS if same_cpu_model(a.cpu_model, cpu)), None)
 
 
 def find_set_file(name: str) -> Path | None:

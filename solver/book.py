@@ -8,6 +8,13 @@ positions with at most `depth` stones up in the book instead of searching them.
 Books are saved as ``.npz`` (written to a temporary file, then renamed) and found by
 `load_default_book`: first a book shipped in ``solver/books/``, then one in the user's
 cache (``$SOLVEDLENS_CACHE`` or ``~/.cache/solvedlens``), the deepest one winning.
+
+Who consults it: `solver.default_solver` (behind `solver.solve`/`solver.analyze`, the
+Connect Four game's oracle and concept labelling) loads `load_default_book` once per
+board size; a `Solver` built by hand consults a book only when given one
+(``Solver(book=load_default_book())``). The shipped 7x6 book has depth 2 (30 positions):
+it makes the first plies free, but positions with 3 to about 9 stones still cost seconds
+to minutes each (``results/bench_labeling_per_ply.json``).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -87,15 +95,22 @@ class OpeningBook:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"no opening book at {path}; build one with scripts/make_book.py")
+        if path.is_dir():
+            raise ValueError(f"opening book {path} is a folder; give the .npz file written by scripts/make_book.py")
+        if path.stat().st_size == 0:
+            raise ValueError(f"opening book {path} is empty (0 bytes); rebuild it with scripts/make_book.py")
         try:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"]))
                 keys, scores = data["keys"], data["scores"]
-        except (OSError, KeyError, ValueError) as exc:
-            raise ValueError(f"{path} is not a valid opening book ({exc})") from exc
+            book = cls(int(meta["width"]), int(meta["height"]), int(meta["depth"]), keys, scores)
+        except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+            reason = "truncated or not an .npz file" if isinstance(exc, (EOFError, zipfile.BadZipFile)) else exc
+            raise ValueError(f"{path} is not a valid opening book ({reason}); rebuild it with "
+                             "scripts/make_book.py") from exc
         if meta.get("format") != FORMAT_VERSION:
             raise ValueError(f"{path} has book format {meta.get('format')}, expected {FORMAT_VERSION}")
-        return cls(int(meta["width"]), int(meta["height"]), int(meta["depth"]), keys, scores)
+        return book
 
 
 def book_filename(width: int, height: int, depth: int) -> str:

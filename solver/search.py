@@ -28,19 +28,32 @@ two integers (so numba's disk cache recognises it in the next process). The recu
 an explicit stack in one function: numba calls pass arrays with reference counting,
 which costs more than a node.
 
+Compilation: the kernel is compiled for exactly one signature (`KERNEL_SIGNATURE`) when
+`kernels` is first called, and cached on disk by numba (``__pycache__`` next to this file,
+or ``$NUMBA_CACHE_DIR``). On a fresh install that first compile takes 25 s on an idle
+2-core machine (50-75 s on a busy one), nearly all of it in numba's typing and inlining
+passes (LLVM's part is ~2 s), so a warning says so before it starts, and ``make install``
+does it once at install time; later processes load the cache in 0.3-0.4 s
+(`scripts/bench_coldstart.py`, results/bench_coldstart.json). Letting LLVM inline the small helpers instead of numba
+made the compile slower (106 s against 63 s, measured together on a loaded 2-core machine).
+
 Scores follow the benchmark convention (see `solver/__init__.py`).
 """
 
 from __future__ import annotations
 
 import functools
+import logging
+import time
 
 import numpy as np
-from numba import njit, uint64
+from numba import njit, types, uint64
 
 from games._intrinsics import cycle_counter, leading_zeros64, prefetch
 from games.connect4.bitboard import ONE, ZERO, board_mask, bottom_mask, mirror, popcount, winning_squares
 from games.connect4.position import BoardSize
+
+logger = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------------- TT layout
 # 2^k uint64 slots, grouped in buckets of two adjacent slots (one 16-byte pair, never
@@ -542,6 +555,29 @@ def solve_root(W, H, cur, mask, moves, weak, tables, book_keys, book_scores, sta
     return score
 
 
+_U64 = types.Array(types.uint64, 1, "C")
+_I64 = types.Array(types.int64, 1, "C")
+#: the one signature `solver.engine.Solver` calls the batch kernel with (compiled eagerly, cached on disk)
+KERNEL_SIGNATURE = (_U64, _U64, _I64, types.boolean, types.boolean, types.UniTuple(_U64, 2), _U64,
+                    types.Array(types.int8, 1, "C"), _I64, _U64, _I64, types.int64, _I64, _I64, _I64)
+COLD_COMPILE_S = 30  # first compile of one board size's kernel: 25 s on an idle 2-core machine (results/bench_coldstart.json)
+
+
+def _in_disk_cache(dispatcher, signature) -> bool:
+    """Whether numba's disk cache holds `dispatcher` compiled for `signature` (False if it cannot tell)."""
+    try:  # numba's cache object is not public API: on any surprise, assume a compile is coming
+        return dispatcher._cache.load_overload(signature, dispatcher.targetctx) is not None
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _cache_location(dispatcher) -> str:
+    try:
+        return str(dispatcher._cache._cache_path)
+    except Exception:  # noqa: BLE001
+        return "numba's cache directory"
+
+
 @functools.lru_cache(maxsize=None)
 def kernels(width: int = 7, height: int = 6):
     """The compiled batch solver for a W x H board (loaded from numba's disk cache if there).
@@ -552,6 +588,9 @@ def kernels(width: int = 7, height: int = 6):
     (time-stamp-counter ticks of each solve). With `wipe_tt` the tables are zeroed
     before each position, outside the timed part (the reference benchmark protocol).
     It releases the GIL: threads with their own stacks and stats can run it at once.
+
+    The kernel is compiled (or loaded from numba's disk cache) here, for `KERNEL_SIGNATURE`;
+    when the cache is cold, a warning says that the first run compiles and for how long.
     """
     size = BoardSize(width, height)
     W, H = size.width, size.height
@@ -569,4 +608,10 @@ def kernels(width: int = 7, height: int = 6):
             cycles[i] = cycle_counter() - t0
             nodes[i] = stats[NODES] - before
 
+    if not _in_disk_cache(solve_batch, KERNEL_SIGNATURE):
+        logger.warning("compiling the %dx%d Connect Four solver (first run only, ~%d s on 2 cores; cached in %s)...",
+                       W, H, COLD_COMPILE_S, _cache_location(solve_batch))
+    start = time.perf_counter()
+    solve_batch.compile(KERNEL_SIGNATURE)
+    logger.debug("solver kernel for %dx%d ready in %.1f s", W, H, time.perf_counter() - start)
     return solve_batch

@@ -386,7 +386,7 @@ def test_win_or_block_and_alpha_beta_on_hand_made_positions():
         assert AlphaBetaPlayer(depth)(game, win_now, rng) == 0
     assert AlphaBetaPlayer(2)(game, block, rng) == 0  # depth 2 sees the threat
     assert AlphaBetaPlayer(2).scores(win_now)[0] == WIN + 2
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="depth must be >= 1, got 0"):
         AlphaBetaPlayer(0)
 
 
@@ -507,16 +507,16 @@ def test_evaluate_agent_cli(tiny_run, tmp_path):
     root = Path(__file__).resolve().parents[1]
     cmd = [sys.executable, str(root / "scripts" / "evaluate_agent.py"), str(run), "--json", str(out), "--games", "4",
            "--decisive", "5"]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=root)
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=root, timeout=300)
     assert done.returncode == 0, done.stderr
     record = json.loads(out.read_text())
     assert record["timestep"] == list_checkpoints(run)[-1][0] and record["move_quality"]["decisive"]["n"] == 5
     assert record["views"] == 8
-    done = subprocess.run(cmd + ["--single-view"], capture_output=True, text=True, cwd=root)
+    done = subprocess.run(cmd + ["--single-view"], capture_output=True, text=True, cwd=root, timeout=300)
     assert done.returncode == 0, done.stderr
     assert json.loads(out.read_text())["views"] == 1
     done = subprocess.run([sys.executable, str(root / "scripts" / "evaluate_agent.py"), str(tmp_path / "nope")],
-                          capture_output=True, text=True, cwd=root)
+                          capture_output=True, text=True, cwd=root, timeout=300)
     assert done.returncode != 0 and "does not exist" in done.stderr + done.stdout
 
 
@@ -545,16 +545,24 @@ def test_analyze_games_cli(tiny_run, tmp_path):
     out = tmp_path / "slips.json"
     root = Path(__file__).resolve().parents[1]
     script = str(root / "scripts" / "analyze_games.py")
-    done = subprocess.run([sys.executable, script, str(run), "--opponent", "perfect", "--games", "6", "--opening-plies",
-                           "1", "--json", str(out)], capture_output=True, text=True, cwd=root)
+    done = subprocess.run([sys.executable, script, str(run), "--games", "6", "--opening-plies",  # default: perfect
+                           "1", "--json", str(out)], capture_output=True, text=True, cwd=root, timeout=300)
     assert done.returncode == 0, done.stderr
     record = json.loads(out.read_text())
     unwon = round(6 * (1 - record["results"]["all"]["win"]))
     assert record["summary"]["replayed"] == len(record["games"]) == unwon
     assert record["opponent"] == "perfect" and record["views"] == 8 and record["summary"]["opponent_slips"] == 0
     done = subprocess.run([sys.executable, script, str(run), "--opponent", "alphabeta-2"], capture_output=True,
-                          text=True, cwd=root)
+                          text=True, cwd=root, timeout=300)
     assert done.returncode != 0 and "known: random, perfect" in done.stderr + done.stdout
+
+
+def test_default_opponent_is_one_every_game_has():
+    from agents.evaluation import default_opponent, ladder_opponents
+
+    assert default_opponent(games.get("connect4")) == "alphabeta-2"
+    for name in ("tictactoe", "nim"):
+        assert default_opponent(games.get(name)) == "perfect" == list(ladder_opponents(games.get(name)))[-1]
 
 
 def test_dataset_with_agent_self_play_source(tiny_run, tmp_path):
@@ -595,7 +603,7 @@ def test_probe_sweep_script_on_a_tiny_run(tiny_run, tmp_path):
     out = tmp_path / "sweep"
     done = subprocess.run([sys.executable, str(root / "scripts" / "probe_sweep.py"), "--run", str(run), "--dataset",
                            str(data), "--out", str(out), "--checkpoints", "1", "--random-seeds", "1", "--jobs", "1"],
-                          capture_output=True, text=True, cwd=root)
+                          capture_output=True, text=True, cwd=root, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     df = pd.read_parquet(out / "results.parquet")
     assert {"win_in_1", "threat_squares_me", "value"} <= set(df["concept"]) and "good_moves" not in set(df["concept"])

@@ -73,3 +73,28 @@ def test_interrupted_build_resumes_from_checkpoint(tmp_path, book_5x4):
     assert np.array_equal(resumed.keys, first.keys) and np.array_equal(resumed.scores, book_5x4.scores)
     with pytest.raises(ValueError, match="checkpoint .* is for another book"):
         build_book(3, small_solver(), checkpoint=ckpt, progress=False)
+
+
+def test_empty_or_truncated_book_files_are_named_errors(tmp_path, book_5x4):
+    (tmp_path / "empty.npz").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"empty.npz is empty \(0 bytes\); rebuild it with scripts/make_book.py"):
+        OpeningBook.load(tmp_path / "empty.npz")
+    whole = book_5x4.save(tmp_path / "whole.npz").read_bytes()
+    for cut in (10, len(whole) // 2, len(whole) - 10):
+        (tmp_path / "cut.npz").write_bytes(whole[:cut])
+        with pytest.raises(ValueError, match=r"cut.npz is not a valid opening book \(truncated or not an .npz file\)"):
+            OpeningBook.load(tmp_path / "cut.npz")
+    with pytest.raises(ValueError, match="is a folder"):
+        OpeningBook.load(tmp_path)
+
+
+def test_the_default_solver_consults_the_shipped_book():
+    """What the README promises: the solver behind solve/analyze, the oracle and labelling uses the book."""
+    from solver import default_solver, load_default_book
+    from solver.book import SHIPPED_BOOK_DIR
+
+    shipped = OpeningBook.load(SHIPPED_BOOK_DIR / "connect4_7x6_depth2.npz")
+    book = default_solver(7, 6).book
+    assert book is not None and book.depth >= shipped.depth
+    assert load_default_book(7, 6).depth == book.depth
+    assert book.lookup(Position.from_moves("44")) == shipped.lookup(Position.from_moves("44"))

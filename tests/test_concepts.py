@@ -321,3 +321,41 @@ def test_allis_rule_counts_on_the_empty_board():
     assert got["lowinverse"] == got["highinverse"] == (14 * 14 - 7 * 4) // 2 and got["baseclaim"] == 7 * 15
     assert got["aftereven_me"] == 8  # horizontal groups in rows 2 and 4
     assert got["before_me"] == 24 and got["specialbefore_me"] == 0
+
+
+def test_concepts_select_and_label_take_a_name_or_a_game():
+    small = games.get("connect4", width=5, height=4)
+    assert concepts(small).keys() == concepts("connect4").keys()
+    assert [c.name for c in select(games.get("tictactoe"), tiers=["static"])] == \
+        [c.name for c in select("tictactoe", tiers=["static"])]
+    by_name = label("connect4", [Position.from_moves("4453")], ["win_in_1", "n_odd_threats_me"])
+    by_game = label(games.get("connect4"), [Position.from_moves("4453")], ["win_in_1", "n_odd_threats_me"])
+    assert {k: v.tolist() for k, v in by_name.items()} == {k: v.tolist() for k, v in by_game.items()}
+    with pytest.raises(ValueError, match="unknown game 'go'"):
+        concepts("go")
+    with pytest.raises(ValueError, match="expected a game name such as 'connect4' or a games.base.Game, got int"):
+        label(7, [Position.from_moves("44")])
+
+
+def test_label_accepts_move_strings_through_the_games_parser():
+    game = games.get("connect4")
+    texts = ["4453", "", "1122334"]
+    from_text = label(game, texts, ["win_in_1", "threat_squares_me"])
+    from_states = label(game, [game.parse(t) for t in texts], ["win_in_1", "threat_squares_me"])
+    assert all(np.array_equal(from_text[k], from_states[k]) for k in from_text)
+    assert label("tictactoe", ["xx.oo...."], ["win_in_1"])["win_in_1"].tolist() == [True]
+    with pytest.raises(ValueError, match=r"state 1: '48' is not a ConnectFour\(7x6\) position: .*column 8"):
+        label(game, ["44", "48"], ["win_in_1"])
+    with pytest.raises(ValueError, match="got one string '4453'; wrap it in a list"):
+        label(game, "4453", ["win_in_1"])
+
+
+def test_label_refuses_states_of_another_board_or_game():
+    small = games.get("connect4", width=5, height=4)
+    with pytest.raises(ValueError, match=r"state 1 does not belong to ConnectFour\(5x4\): it is a 7x6 position"):
+        label(small, [Position.from_moves("3", 5, 4), Position.from_moves("4453")], ["win_in_1"])
+    with pytest.raises(ValueError, match="state 0 is a TicTacToeState; ConnectFour.* positions are Position objects"):
+        label(small, [games.get("tictactoe").initial_state()], ["win_in_1"])
+    nim = games.get("nim", heaps=(1, 2))
+    with pytest.raises(ValueError, match=r"heaps \(3, 4, 5\) do not fit the starting heaps \(1, 2\)"):
+        label(nim, [games.get("nim").initial_state()])

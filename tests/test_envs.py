@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import gymnasium
 import numpy as np
 import pytest
@@ -12,28 +10,35 @@ from games.envs.aec import pettingzoo_env
 from games.envs.single_agent import SolvedGameEnv
 from games.envs.vector import SelfPlayVecEnv
 
-ENV_IDS = [("solvedlens/ConnectFour-v0", {}), ("solvedlens/TicTacToe-v0", {}), ("solvedlens/Nim-v0", {"heaps": (2, 3)})]
-
-
-@pytest.mark.parametrize("env_id, kwargs", ENV_IDS)
-def test_gymnasium_and_sb3_checkers_pass(env_id, kwargs):
-    from gymnasium.utils.env_checker import check_env as gym_check
-    from stable_baselines3.common.env_checker import check_env as sb3_check
-
-    env = gymnasium.make(env_id, learner="first", **kwargs)
-    gym_check(env.unwrapped, skip_render_check=True)
-    # SB3's checker steps with unmasked random actions, so it needs the penalty mode; its
-    # warnings about float "images" are expected (our policies use their own extractor)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        sb3_check(SolvedGameEnv(env.unwrapped.game, learner="first", illegal_action="penalty"), warn=True)
-
-
 @pytest.mark.parametrize("name, kwargs", [("connect4", {"width": 5, "height": 4}), ("tictactoe", {}), ("nim", {"heaps": (2, 3)})])
 def test_pettingzoo_api_test_passes(name, kwargs):
     from pettingzoo.test import api_test
 
     api_test(pettingzoo_env(name, **kwargs), num_cycles=200)
+
+
+def test_pettingzoo_illegal_action_ends_the_game_as_pettingzoo_classic_does():
+    env = pettingzoo_env("tictactoe")
+    env.reset(seed=0)
+    env.step(4)
+    env.step(4)  # player_1 plays the taken centre: it loses, player_0 gets 0 (as TerminateIllegalWrapper)
+    seen = {}
+    for agent in env.agent_iter():
+        obs, reward, termination, truncation, info = env.last()
+        seen[agent] = (reward, termination, truncation, info.get("illegal_action", False), int(obs["action_mask"].sum()))
+        env.step(None)
+    assert seen == {"player_0": (0.0, True, False, False, 0), "player_1": (-1.0, True, False, True, 0)}
+    raising = pettingzoo_env("tictactoe", illegal_action="raise")
+    raising.reset(seed=0)
+    raising.step(4)
+    with pytest.raises(ValueError, match=r"player_1 played 4, which is illegal in tictactoe position '....x....'"):
+        raising.step(4)
+    raising.step(0)  # nothing changed: player_1 is still to move
+    assert raising.game.to_text(raising.state_) == "o...x...."
+    with pytest.raises(ValueError, match="player_0 is still playing and must pass an action, not None"):
+        raising.step(None)
+    with pytest.raises(ValueError, match="illegal_action='penalty' was renamed 'loss'"):
+        pettingzoo_env("tictactoe", illegal_action="penalty")
 
 
 def scripted(actions):
@@ -63,23 +68,67 @@ def test_gym_rewards_from_the_learners_side():
     assert (reward, terminated) == (-1.0, True)
 
 
-def test_gym_illegal_actions_and_render():
-    env = SolvedGameEnv("tictactoe", opponent=scripted([4]), learner="first", render_mode="ansi")
+def test_gym_illegal_action_loses_by_default():
+    env = SolvedGameEnv("tictactoe", opponent=scripted([4]), learner="first", render_mode="rgb_array")
+    env.reset(seed=0)
+    env.step(0)
+    obs, reward, terminated, truncated, info = env.step(4)  # square 4 is the opponent's
+    assert (reward, terminated, truncated, info["illegal_action"]) == (-1.0, True, False, True)
+    assert info["state"] == "x...o...." and obs[0].sum() == 1 and obs[1].sum() == 1  # the board is unchanged
+    assert not info["action_mask"].any() and not env.action_masks().any()  # the game is over: nothing is legal
+    with pytest.raises(gymnasium.error.ResetNeeded, match=r"episode is over .* call reset\(\) before step\(\)"):
+        env.step(1)
+    assert env.render().shape == (96, 96, 3)
+    # out-of-range actions lose too, and a new episode starts clean
+    env = SolvedGameEnv("nim", heaps=(2, 3), learner="first")
+    env.reset(seed=0)
+    _, reward, terminated, _, info = env.step(99)
+    assert (reward, terminated, info["illegal_action"]) == (-1.0, True, True)
+    _, info = env.reset(seed=0)
+    assert "illegal_action" not in info and info["action_mask"].any()
+
+
+def test_gym_illegal_action_raise_mode_and_bad_options():
+    env = SolvedGameEnv("tictactoe", opponent=scripted([4, 2]), learner="first", illegal_action="raise", render_mode="ansi")
+    with pytest.raises(gymnasium.error.ResetNeeded, match="never started"):
+        env.step(0)
     env.reset(seed=0)
     env.step(0)
     with pytest.raises(ValueError, match=r"action 4 is illegal in tictactoe position 'x...o....'; legal actions: \[1, 2, 3, 5, 6, 7, 8\]"):
         env.step(4)
     assert env.render().startswith("X . .")
-    penalty = SolvedGameEnv("tictactoe", opponent=scripted([4]), learner="first", illegal_action="penalty", render_mode="rgb_array")
-    penalty.reset(seed=0)
-    penalty.step(0)
-    _, reward, terminated, _, info = penalty.step(4)
-    assert (reward, terminated, info["illegal_action"]) == (-1.0, True, True)
-    assert penalty.render().shape == (96, 96, 3)
+    _, reward, terminated, _, _ = env.step(1)  # the episode goes on after the error
+    assert (reward, terminated) == (0.0, False)
+    with pytest.raises(ValueError, match="illegal_action='penalty' was renamed 'loss'"):
+        SolvedGameEnv("tictactoe", illegal_action="penalty")
+    with pytest.raises(ValueError, match=r"illegal_action must be one of \('loss', 'raise'\), got 'ignore'"):
+        SolvedGameEnv("tictactoe", illegal_action="ignore")
     with pytest.raises(ValueError, match="unknown opponent 'genius'"):
         SolvedGameEnv("tictactoe", opponent="genius")
     with pytest.raises(ValueError, match="learner must be one of"):
         SolvedGameEnv("tictactoe", learner="both")
+
+
+def test_gym_an_opponent_that_plays_an_illegal_action_is_named():
+    env = SolvedGameEnv("tictactoe", opponent=scripted([0]), learner="first")
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"opponent \S*<lambda> returned 0, which is not a legal action .* position 'x........'"):
+        env.step(0)
+    env = SolvedGameEnv("tictactoe", opponent=lambda game, state, rng: "4", learner="second")
+    with pytest.raises(ValueError, match=r"opponent \S*<lambda> returned '4', which is not a legal action \(an int\)"):
+        env.reset(seed=0)
+
+
+def test_gym_a_slow_opponent_is_reported_once(monkeypatch, caplog):
+    import games.envs.single_agent as single_agent
+
+    monkeypatch.setattr(single_agent, "SLOW_REPLY_S", 0.0)  # every reply counts as slow
+    env = SolvedGameEnv("tictactoe", opponent="perfect", learner="second")
+    with caplog.at_level("WARNING", logger="games.envs.single_agent"):
+        env.reset(seed=0)
+        env.step(int(np.flatnonzero(env.action_masks())[0]))
+    slow = [r.getMessage() for r in caplog.records if "to reply in" in r.getMessage()]
+    assert len(slow) == 1 and slow[0].startswith("the opponent perfect_opponent took 0 s to reply in tictactoe position '.........'")
 
 
 def test_gym_seats_alternate_and_perfect_opponent_never_loses():
@@ -87,14 +136,22 @@ def test_gym_seats_alternate_and_perfect_opponent_never_loses():
     rng = np.random.default_rng(0)
     seats = []
     for episode in range(20):
-        obs, info = env.reset(seed=episode)
+        obs, info = env.reset(seed=0) if episode == 0 else env.reset()
         seats.append(info["learner"])
         done = False
         while not done:
             action = int(rng.choice(np.flatnonzero(env.action_masks())))
             obs, reward, done, _, _ = env.step(action)
         assert reward <= 0.0
-    assert seats[:4] == [0, 1, 0, 1]
+    assert seats == [0, 1] * 10
+    # a seeded reset restarts the sequence (so a seed alone fixes the episode), an unseeded one continues it
+    assert [env.reset(seed=s)[1]["learner"] for s in (1, 2)] == [0, 0]
+    assert [env.reset()[1]["learner"] for _ in range(3)] == [1, 0, 1]
+    # learner="random" draws the seat from the env's generator: mixed seats, fixed by the seed
+    env = SolvedGameEnv("tictactoe", learner="random")
+    drawn = [env.reset(seed=0)[1]["learner"]] + [env.reset()[1]["learner"] for _ in range(19)]
+    assert set(drawn) == {0, 1}
+    assert drawn == [env.reset(seed=0)[1]["learner"]] + [env.reset()[1]["learner"] for _ in range(19)]
 
 
 def check_vec_matches_game(env: SelfPlayVecEnv) -> None:
@@ -220,6 +277,44 @@ def test_frozen_sb3_policy_as_opponent():
     vec.reset()
     _, rewards, _, _ = vec.step(vec.masks.argmax(axis=1))
     assert rewards.shape == (4,)
+
+
+def test_policy_opponent_reads_masking_support_from_the_signature():
+    import games
+    from games.envs.opponents import PolicyOpponent, accepts_action_masks
+
+    calls = []
+
+    class Buggy:  # takes masks, but has a bug of its own that raises a TypeError
+        def predict(self, obs, state=None, episode_start=None, deterministic=False, action_masks=None):
+            calls.append(action_masks is not None)
+            return np.array([None + 1]), None
+
+    env = SolvedGameEnv("tictactoe", opponent=Buggy(), learner="second")
+    with pytest.raises(TypeError, match="unsupported operand"):
+        env.reset(seed=0)
+    assert calls == [True]  # called once, with the mask: the error is not retried without masks
+
+    class WithKwargs:
+        def predict(self, obs, **kwargs):
+            calls.append(sorted(kwargs))
+            return np.array([int(np.flatnonzero(kwargs["action_masks"])[-1])]), None
+
+    class Plain:
+        def predict(self, obs, deterministic=True):
+            calls.append("plain")
+            return np.array([8]), None
+
+    game = games.get("tictactoe")
+    calls.clear()
+    assert PolicyOpponent(WithKwargs()).masks_actions and not PolicyOpponent(Plain()).masks_actions
+    assert PolicyOpponent(WithKwargs())(game, game.play(game.initial_state(), 8), np.random.default_rng(0)) == 7
+    assert PolicyOpponent(Plain())(game, game.initial_state(), np.random.default_rng(0)) == 8
+    assert calls == [["action_masks", "deterministic"], "plain"]
+    assert not accepts_action_masks(lambda obs, action_masks, /: None)  # positional-only: not a keyword
+    assert not accepts_action_masks(max)  # no introspectable signature: no masks
+    with pytest.raises(TypeError, match="object has no predict"):
+        PolicyOpponent(object())
 
 
 @pytest.mark.parametrize("name, opening", [("connect4", 6), ("tictactoe", 3)])

@@ -80,7 +80,7 @@ def test_pair_metrics_and_kl_on_hand_made_probabilities():
     assert m["magnitude"] == pytest.approx((0.8 - 0.2 + 0.0) / 3)
     assert m["p_good"] == pytest.approx(1.6 / 3) and m["p_bad"] == pytest.approx(1.0 / 3)
     assert math.isnan(pair_metrics([], [])["score"])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"\(1,\) good vs \(2,\) bad probabilities"):
         pair_metrics([0.1], [0.1, 0.2])
     p = torch.tensor([[0.5, 0.5], [0.9, 0.1]]).log()
     q = torch.tensor([[0.5, 0.5], [0.5, 0.5]]).log()

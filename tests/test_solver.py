@@ -140,3 +140,38 @@ def test_bad_arguments_are_named():
         solver.solve("16")
     with pytest.raises(TypeError, match="expected a Position or a move string"):
         solver.solve(42)
+
+
+def test_first_compile_is_announced_only_when_the_cache_is_cold(monkeypatch, caplog):
+    import logging
+
+    from solver import search
+
+    for cold in (True, False):
+        monkeypatch.setattr(search, "_in_disk_cache", lambda dispatcher, signature, cold=cold: not cold)
+        search.kernels.cache_clear()
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="solver.search"):
+            kernel = search.kernels(7, 6)
+        announced = [r.getMessage() for r in caplog.records if "first run only" in r.getMessage()]
+        assert len(announced) == (1 if cold else 0)
+        assert kernel.signatures == [search.KERNEL_SIGNATURE]  # one specialisation, compiled up front
+    search.kernels.cache_clear()
+    assert Solver().solve("4453") == -2
+
+
+def test_pons_figures_are_keyed_by_cpu_model():
+    from solver.benchmarks import PONS_ANCHORS, PONS_SETS, anchor_for, same_cpu_model
+
+    assert anchor_for("Intel(R) Xeon(R) CPU @ 2.20GHz").cpu_model == "Intel Xeon"
+    assert anchor_for("AMD EPYC").cpu_model == "AMD EPYC"
+    assert anchor_for("AMD EPYC 7B13 64-Core Processor") is None  # another model: no ratio
+    assert anchor_for("Intel(R) Xeon(R) Platinum 8480+") is None
+    assert not same_cpu_model("", "")
+    names = {s.name for s in PONS_SETS}
+    intel = anchor_for("Intel Xeon")
+    assert {k: (f.mean_us, f.positions) for k, f in intel.figures.items()} == {
+        "Test_L3_R1": (4.25, None), "Test_L2_R1": (30.48, None), "Test_L2_R2": (3710.0, None),
+        "Test_L1_R1": (203.5, None), "Test_L1_R2": (153000.0, 100), "Test_L1_R3": (5400000.0, 10)}
+    for anchor in PONS_ANCHORS:
+        assert set(anchor.figures) <= names and "part" in anchor.source and "reset" in anchor.source

@@ -39,3 +39,18 @@ def test_shipped_book_entry_agrees_with_search():
         pytest.skip("no 7x6 opening book is shipped or cached")
     pos = Position.from_moves("44")
     assert Solver().solve(pos) == book.lookup(pos)
+
+
+@pytest.mark.slow
+def test_cold_numba_cache_prints_one_compile_message_then_none(tmp_path):
+    """A fresh NUMBA_CACHE_DIR compiles (25-75 s on 2 cores) with a message; the next process loads silently."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    code = "from solver import Solver; print(Solver().solve('44444'))"
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=900)
+            for _ in range(2)]
+    assert [r.stdout.strip() for r in runs] == ["-1", "-1"]
+    assert [r.stderr.count("compiling the 7x6 Connect Four solver (first run only") for r in runs] == [1, 0]

@@ -9,6 +9,9 @@ history is written as its rows, top first, joined by ``/`` (``"......./...X...."
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Sequence
+
 import numpy as np
 
 from games.base import Game, Symmetry
@@ -22,12 +25,16 @@ class ConnectFour(Game):
     name = "connect4"
     concepts_module = "games.connect4.concepts"
     fast_oracle_ply = 10  # emptier 7x6 boards take the solver seconds to minutes
+    #: Positions with more empty squares than this cost the exact solver about a second or more
+    #: each on 7x6 (results/bench_labeling_per_ply.json); datasets start where fewer are left.
+    max_cheap_empty_squares = 30
 
     def __init__(self, width: int = 7, height: int = 6) -> None:
         self.size = BoardSize(width, height)
         self.width, self.height = self.size.width, self.size.height
         self.num_actions = self.width
         self.obs_shape = (3, self.height, self.width)
+        self.dataset_min_ply = max(0, self.width * self.height - self.max_cheap_empty_squares)  # 12 on 7x6, 0 on 5x4
         n = self.height * self.width
         mirror_squares = np.arange(n).reshape(self.height, self.width)[:, ::-1].reshape(-1)
         self._symmetries = [
@@ -136,17 +143,37 @@ class ConnectFour(Game):
 
         return baseline_players()
 
-    def evaluation_sets(self) -> dict[str, list[str]]:
-        """Pascal Pons' three easy test sets (7x6 only; from ``../shared/data/connect4`` when present).
+    def evaluation_sets(self, search_dirs: Sequence[str | Path] | None = None) -> dict[str, list[str]]:
+        """Pascal Pons' three easy test sets, End / Middle / Begin-Easy (7x6 only; other sizes have none).
 
-        The harder sets are left out: labelling every move of them takes the solver minutes."""
+        They ship with the project in ``data/connect4`` (see its README for provenance), so
+        the headline good-move rates need nothing outside the repository; ``solver.benchmarks``
+        folders (``../shared/data/connect4``) are looked at only if a shipped file is missing.
+        A set found nowhere is left out with a warning that names it and every folder looked
+        at. The harder sets are left out: labelling every move of them takes the solver minutes.
+
+        :param search_dirs: folders to look in, in order (default: the shipped folder, then
+            ``solver.benchmarks.SEARCH_DIRS``).
+        """
+        import logging
+
+        from solver.benchmarks import PONS_SETS, SEARCH_DIRS, read_set
+
         if (self.width, self.height) != (7, 6):
             return {}
-        from solver.benchmarks import PONS_SETS, find_set_file, read_set
-
+        if search_dirs is None:
+            shipped = Path(__file__).resolve().parents[2] / "data" / "connect4"
+            search_dirs = [shipped, *(d for d in SEARCH_DIRS if Path(d).resolve() != shipped)]
+        folders = [Path(d) for d in search_dirs]
         out = {}
         for spec in PONS_SETS:
-            path = find_set_file(spec.name)
-            if path is not None and spec.name in ("Test_L3_R1", "Test_L2_R1", "Test_L1_R1"):
-                out[spec.label] = [moves for moves, _ in read_set(path)]
+            if spec.name not in ("Test_L3_R1", "Test_L2_R1", "Test_L1_R1"):
+                continue
+            path = next((folder / spec.name for folder in folders if (folder / spec.name).is_file()), None)
+            if path is None:
+                logging.getLogger(__name__).warning(
+                    "evaluation set %s (Pons' %s) not found in %s: its good-move rates are left out of every "
+                    "evaluation record", spec.label, spec.name, ", ".join(str(f) for f in folders))
+                continue
+            out[spec.label] = [moves for moves, _ in read_set(path)]
         return out
