@@ -339,7 +339,7 @@ def plot_steering(result: dict, path: str | Path, metrics: Sequence[str] = ("p_c
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from games.atomic import atomic_save_figure
+    from common.atomic import atomic_save_figure
 
     concepts = result["concepts"]
     fig, axes = plt.subplots(len(concepts), len(metrics), figsize=(4.2 * len(metrics), 3.2 * len(concepts)),
@@ -374,7 +374,7 @@ def plot_erasure(result: dict, path: str | Path, metrics: Sequence[str] = ("good
     rank (95% interval over controls). Written atomically as PNG."""
     import matplotlib
 
-    from games.atomic import atomic_save_figure
+    from common.atomic import atomic_save_figure
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

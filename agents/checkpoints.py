@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from games.atomic import atomic_target
+from common.atomic import atomic_target
 
 CHECKPOINT_RE = re.compile(r"^step_(\d+)\.zip$")
 
@@ -173,16 +173,3 @@ def load_agent_for_game(checkpoint: str | Path, game: str | None = None) -> Load
                          f"{the_game!r} has {tuple(the_game.obs_shape)} and {the_game.num_actions}")
     return LoadedAgent(path, model, the_game)
 
-
-def library_versions() -> dict[str, str]:
-    """Versions of the libraries a run depends on (stored in its config)."""
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for name in ("torch", "numpy", "numba", "gymnasium", "stable-baselines3", "sb3-contrib", "solvedlens"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "not installed"
-    return out

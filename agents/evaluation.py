@@ -133,7 +133,7 @@ FIXED_SET_SOURCE = "fixed set of the game (Game.evaluation_sets)"
 
 def _cache_file(game: Game, kind: str, payload: str) -> Path:
     """Where the labels of a set live: shipped with the project if present, else the user cache."""
-    from solver.book import cache_dir
+    from common.provenance import cache_dir
 
     digest = hashlib.sha256(f"{game!r}|{kind}|{payload}".encode()).hexdigest()[:16]
     name = f"{game.name}-{kind}-{digest}.json"
@@ -153,7 +153,7 @@ def _read_cache(path: Path, name: str) -> LabelledSet | None:
 
 
 def _write_cache(path: Path, labelled: LabelledSet) -> None:
-    from games.atomic import atomic_write_text
+    from common.atomic import atomic_write_text
 
     scores = np.where(np.isnan(labelled.scores), None, labelled.scores).tolist()
     atomic_write_text(json.dumps({"texts": labelled.texts, "scores": scores}), path)

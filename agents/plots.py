@@ -16,7 +16,7 @@ def plot_strength(records: list[dict], path: str | Path, title: str = "") -> Pat
     ladder opponent. The agent plays as the records say (``views``: the network alone, or its
     policy averaged over the board's symmetric views). Written atomically as PNG."""
     from agents.evaluation import agent_description
-    from games.atomic import atomic_save_figure
+    from common.atomic import atomic_save_figure
 
     path = Path(path)
     steps = [r["timestep"] for r in records]

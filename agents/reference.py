@@ -26,9 +26,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from agents.checkpoints import atomic_save_model, checkpoint_path, checkpoint_schedule, library_versions
+from agents.checkpoints import atomic_save_model, checkpoint_path, checkpoint_schedule
 from agents.network import NetworkConfig, policy_forward
-from games.atomic import atomic_write_text
+from common.atomic import atomic_write_text
+from common.provenance import library_versions
 
 log = logging.getLogger(__name__)
 

@@ -30,14 +30,14 @@ from agents.checkpoints import (
     atomic_save_model,
     checkpoint_path,
     checkpoint_schedule,
-    library_versions,
     list_checkpoints,
     move_aside,
     pool_path,
 )
 from agents.network import BoardPolicy, NetworkConfig
 from agents.pool import OpponentPool
-from games.atomic import atomic_write_text
+from common.atomic import atomic_write_text
+from common.provenance import library_versions
 
 log = logging.getLogger(__name__)
 

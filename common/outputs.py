@@ -27,7 +27,7 @@ def check_writable(path: str | Path, what: str = "output") -> Path:
     must not be a folder. Nothing is left behind. Works for root too, for whom permission
     bits do not apply but read-only file systems do.
 
-    :param path: a file that will be written with `games.atomic` helpers.
+    :param path: a file that will be written with `common.atomic` helpers.
     :param what: how the user named it (e.g. ``"--json"``), for the message.
     :raises IsADirectoryError, NotADirectoryError, PermissionError: naming `path` and `what`.
     """

@@ -51,7 +51,7 @@ import numpy as np
 
 from common.outputs import check_writable
 from common.processes import die_with_parent
-from games.atomic import atomic_target, atomic_write_text
+from common.atomic import atomic_target, atomic_write_text
 from games.base import Game
 from games.concepts import select
 from games.registry import get
@@ -482,7 +482,7 @@ def build_dataset(
     if book is not None:
         _check_book(game, book)
     if solution_cache is None and needs_solver:
-        from solver.book import cache_dir
+        from common.provenance import cache_dir
 
         solution_cache = cache_dir() / "solutions.sqlite"
     if solution_cache is not None and needs_solver:

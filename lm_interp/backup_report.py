@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from games.atomic import atomic_save_figure, atomic_write_text
+from common.atomic import atomic_save_figure, atomic_write_text
 
 
 def _fmt(x: float, digits: int = 2) -> str:

@@ -172,7 +172,7 @@ def run_suite(lm, cases: Sequence[EditCase], editors: dict, out_dir, progress: b
     import json
     from pathlib import Path
 
-    from games.atomic import atomic_write_text
+    from common.atomic import atomic_write_text
 
     out_dir = Path(out_dir)
     records: dict[str, list[dict]] = {name: [] for name in editors}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from games.atomic import atomic_write_text
+from common.atomic import atomic_write_text
 from lm_interp.mae_pipeline import NeuronExplanation
 
 

@@ -12,7 +12,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from games.atomic import atomic_write_text
+from common.atomic import atomic_write_text
 from lm_interp.mae import windows_from_token_lists
 from lm_interp.mae_model import (
     LayerActivations,

@@ -28,7 +28,7 @@ from typing import Iterator
 
 import torch
 
-from games.atomic import atomic_directory
+from common.atomic import atomic_directory
 
 log = logging.getLogger(__name__)
 

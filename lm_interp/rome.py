@@ -26,7 +26,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from games.atomic import atomic_target, atomic_write_text
+from common.atomic import atomic_target, atomic_write_text
 from lm_interp.editing import (
     EditRequest,
     MLPProjection,

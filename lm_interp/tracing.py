@@ -144,7 +144,7 @@ def plot_trace(trace: dict, path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from games.atomic import atomic_save_figure
+    from common.atomic import atomic_save_figure
 
     effect = np.asarray(trace["effect"])
     fig, ax = plt.subplots(figsize=(max(5, 0.3 * effect.shape[1] + 2), 3.2))

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from games.atomic import atomic_directory
+from common.atomic import atomic_directory
 from lm_interp.corpus import DEFAULT_MIX, fact_prompts, ioi_prompts, sentences
 from lm_interp.metrics import evaluate_facts, evaluate_ioi
 from lm_interp.tokenizer import train_word_tokenizer

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from games.atomic import atomic_target
+from common.atomic import atomic_target
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from games.atomic import atomic_save_figure, atomic_write_text
+from common.atomic import atomic_save_figure, atomic_write_text
 from probes.tcav import benjamini_hochberg
 
 log = logging.getLogger(__name__)

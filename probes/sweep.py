@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from games.atomic import atomic_target
+from common.atomic import atomic_target
 from probes.activations import ActivationStore, as_flat, per_square
 from probes.controls import control_task_labels, majority_baseline, shuffled_labels
 from probes.batched import Standardiser, Whitening

@@ -50,7 +50,7 @@ def main(
     from common.outputs import check_writable
     from agents.diagnostics import where_games_slip
     from agents.evaluation import PolicyPlayer, default_opponent, ladder_opponents, play_games
-    from games.atomic import atomic_write_text
+    from common.atomic import atomic_write_text
 
     torch.set_num_threads(1)
     if from_ply is not None and from_ply < 0:

@@ -61,7 +61,8 @@ def main(
     out: Path = typer.Option(RESULTS, help="JSON output"),
 ) -> None:
     sys.path.insert(0, str(REPO / "scripts"))
-    from _reporting import machine_info, write_json
+    from common.atomic import atomic_write_json
+    from common.provenance import machine_info
 
     from games.connect4 import Position
 
@@ -83,7 +84,7 @@ def main(
     for name, row in [("cold", report["cold"])] + [(f"warm {i + 1}", r) for i, r in enumerate(report["warm"])]:
         typer.echo(f"{name:7s} wall {row['wall_s']:6.1f} s = import {row['import_s']:.1f} + kernel {row['kernel_s']:.1f}"
                    f" + solve {row['solve_s']:.1f} (+ interpreter start); message shown: {row['compile_message']}")
-    typer.echo(f"wrote {write_json(out, report)}")
+    typer.echo(f"wrote {atomic_write_json(report, out)}")
 
 
 if __name__ == "__main__":

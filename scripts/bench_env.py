@@ -93,7 +93,8 @@ def main(
     sizes: str = typer.Option("1,64,1024", help="numbers of boards of the vectorised env"),
     out: Path = typer.Option(RESULTS, help="JSON output"),
 ) -> None:
-    from _reporting import machine_info, write_json
+    from common.atomic import atomic_write_json
+    from common.provenance import machine_info
     from pettingzoo.classic import connect_four_v3
     from rich.console import Console
     from rich.table import Table
@@ -130,7 +131,7 @@ def main(
         table.add_row(name, f"{r['moves_per_s']:,.0f}", f"{r['ratio_vs_pettingzoo_env']:.1f}x")
     console.print(table)
     report = {"machine": machine_info(), "runs": runs, "results": results}
-    console.print(f"wrote {write_json(out, report)}")
+    console.print(f"wrote {atomic_write_json(report, out)}")
 
 
 if __name__ == "__main__":

@@ -171,7 +171,8 @@ def main(
     per_ply_n: int = typer.Option(8, min=1, help="positions per ply (--per-ply)"),
     budget_s: float = typer.Option(30.0, min=1.0, help="seconds per ply before the running position is killed (--per-ply)"),
 ) -> None:
-    from _reporting import machine_info, write_json
+    from common.atomic import atomic_write_json
+    from common.provenance import machine_info
     from rich.console import Console
 
     console = Console(width=140)
@@ -181,7 +182,7 @@ def main(
         import os
 
         report["loadavg_end"] = os.getloadavg()
-        console.print(f"wrote {write_json(out or RESULTS_PER_PLY, report)}")
+        console.print(f"wrote {atomic_write_json(report, out or RESULTS_PER_PLY)}")
         return
 
     import games
@@ -220,7 +221,7 @@ def main(
                 console.print(f"{n:>7,} positions  {name:22s} {len(concepts):3d} concepts  {dt:9.2f} s  {n / dt:12,.0f} positions/s")
             if store is not None:
                 store.close()
-    console.print(f"wrote {write_json(out or RESULTS, report)}")
+    console.print(f"wrote {atomic_write_json(report, out or RESULTS)}")
 
 
 if __name__ == "__main__":

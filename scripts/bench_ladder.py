@@ -68,7 +68,8 @@ def main(
                                     "(agents.diagnostics; as scripts/analyze_games.py does for an agent)"),
 ) -> None:
     import games
-    from _reporting import machine_info, write_json
+    from common.atomic import atomic_write_json
+    from common.provenance import machine_info
     from rich.console import Console
     from rich.table import Table
 
@@ -113,7 +114,7 @@ def main(
                 row.append("; ".join(f"{held[seat]['won']} / {held[seat]['games']}" for seat in ("first", "second")))
             table.add_row(*row)
     Console().print(table)
-    path = write_json(out, report)
+    path = atomic_write_json(report, out)
     print(f"wrote {path}")
 
 

@@ -125,10 +125,12 @@ def main(
     from rich.console import Console
     from rich.table import Table
 
-    from _reporting import machine_info, write_json
+    from common.atomic import atomic_write_json
+    from common.provenance import machine_info
 
     from solver import load_default_book
-    from solver.benchmarks import PONS_ANCHORS, PONS_SETS, anchor_for, cpu_model, find_set_file, read_set
+    from common.provenance import cpu_model
+    from solver.benchmarks import PONS_ANCHORS, PONS_SETS, anchor_for, find_set_file, read_set
 
     if limit < 0 or hard_limit < 0:
         raise ValueError(f"--limit and --hard-limit must be 0 (all) or more, got {limit} and {hard_limit}")
@@ -207,7 +209,7 @@ def main(
             report[f"empty_board_{'weak' if weak else 'strong'}"] = res
             console.print(f"empty 7x6 board, {'weak' if weak else 'strong'}: score {res['score']:+d}, {res['nodes']:,} nodes, {res['seconds']:.1f} s")
     report["machine"]["loadavg_end"] = os.getloadavg()
-    console.print(f"wrote {write_json(out, report)}")
+    console.print(f"wrote {atomic_write_json(report, out)}")
 
 
 if __name__ == "__main__":

@@ -118,7 +118,8 @@ def main(
     seed: int = typer.Option(0, help="seed"),
     out: Path = typer.Option(RESULTS, help="JSON output"),
 ) -> None:
-    from _reporting import machine_info, write_json
+    from common.atomic import atomic_write_json
+    from common.provenance import machine_info
     from rich.console import Console
 
     console = Console()
@@ -156,10 +157,10 @@ def main(
             "loadavg_end": os.getloadavg(),
         }
         console.print(report["sweep"])
-        write_json(out, report)  # kept even if the fidelity check below fails
+        atomic_write_json(report, out)  # kept even if the fidelity check below fails
     report["fidelity"] = _fidelity(run, dataset, positions, fidelity_layer, seed)
     console.print({k: v for k, v in report["fidelity"].items() if k != "per_concept"})
-    console.print(f"wrote {write_json(out, report)}")
+    console.print(f"wrote {atomic_write_json(report, out)}")
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ def main(
     from agents.checkpoints import load_agent_for_game
     from common.outputs import check_writable
     from agents.evaluation import EvaluationSuite, agent_description, summarise, validate_suite_settings
-    from games.atomic import atomic_write_text
+    from common.atomic import atomic_write_text
 
     torch.set_num_threads(1)
     validate_suite_settings(games_per_opponent, decisive, max_positions, opening_plies)  # before any work

@@ -40,7 +40,7 @@ def main(
     import torch
     from tqdm.auto import tqdm
 
-    from games.atomic import atomic_write_text
+    from common.atomic import atomic_write_text
     from lm_interp.backup_emergence import emergence_run
 
     from common.outputs import prepare_output
@@ -88,7 +88,7 @@ def _markdown(report: dict) -> str:
 def _plot(rows: list[dict], path: Path) -> None:
     import matplotlib
 
-    from games.atomic import atomic_save_figure
+    from common.atomic import atomic_save_figure
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -51,7 +51,7 @@ def main(
     import torch
     from rich.console import Console
 
-    from games.atomic import atomic_write_text
+    from common.atomic import atomic_write_text
     from lm_interp import load_model
     from lm_interp.mae_model import check_neuron
     from lm_interp.mae_pipeline import MAEConfig

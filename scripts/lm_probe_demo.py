@@ -42,7 +42,7 @@ def main(
     from lm_interp.probing import probe_layers, subject_prompts, tiny_probe_contexts
     from lm_interp.real_facts import PROBE_CONTEXTS, real_world
     from lm_interp.world import make_world
-    from _reporting import write_json
+    from common.atomic import atomic_write_json
 
     from common.outputs import prepare_output
 
@@ -67,7 +67,7 @@ def main(
         "n_countries": len({p.target for p in prompts}), "seed": seed, "seconds": round(time.perf_counter() - t0, 1),
         "rows": [dataclasses.asdict(r) for r in rows],
     }
-    write_json(out / "probe_by_layer.json", report)
+    atomic_write_json(report, out / "probe_by_layer.json")
     _plot(rows, out / "accuracy_by_layer.png", f"{lm.name}: country of the subject at its last token")
     table = Table(title=f"{lm.description}\n{report['n_prompts']} prompts, {report['n_subjects']} subjects, "
                         f"{report['n_countries']} countries (held-out subjects)")
@@ -85,7 +85,7 @@ def _plot(rows, path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from games.atomic import atomic_save_figure
+    from common.atomic import atomic_save_figure
 
     x = list(range(len(rows)))
     fig, ax = plt.subplots(figsize=(max(5.0, 0.25 * len(rows) + 3), 3.5))

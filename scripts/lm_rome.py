@@ -44,9 +44,9 @@ def main(
     seed: int = typer.Option(0, help="seed of cases, prefixes, covariance text and noise"),
 ) -> None:
     import torch
-    from _reporting import write_json
+    from common.atomic import atomic_write_json
 
-    from games.atomic import atomic_write_text
+    from common.atomic import atomic_write_text
     from lm_interp import load_model
     from lm_interp.edit_cases import (
         interleave_relations,
@@ -130,7 +130,7 @@ def main(
         "ft": {"layer": layer, "lr": ft_lr, "steps": 25, "ftl_linf": ftl_linf},
         "summary": columns, "causal_trace": trace, "seconds": round(time.perf_counter() - t0, 1),
     }
-    write_json(out / "summary.json", report)
+    atomic_write_json(report, out / "summary.json")
     header = (f"# ROME hazards on {lm.name}\n\n{lm.description}\n\n{len(cases)} single edits "
               f"({len(kept)} of {len(candidates)} candidate facts known to the unedited model); ROME layer {layer}, "
               f"key mode {cfg.key_mode}, C: {cfg.covariance} ({cfg.cov_corpus}), ridge {cfg.ridge}.\n"
@@ -164,7 +164,7 @@ def _plot_probabilities(columns: dict, labels: dict, path: Path, title: str) -> 
     ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    from games.atomic import atomic_save_figure
+    from common.atomic import atomic_save_figure
 
     atomic_save_figure(fig, path, dpi=120)
 

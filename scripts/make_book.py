@@ -37,7 +37,8 @@ def main(
 ) -> None:
     from common.outputs import check_writable
     from games.connect4.position import BoardSize
-    from solver.book import book_filename, cache_dir
+    from common.provenance import cache_dir
+    from solver.book import book_filename
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     size = BoardSize(width, height)  # ValueError names a board the bitboard cannot hold

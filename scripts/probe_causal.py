@@ -53,9 +53,9 @@ def main(
     from agents.causal import plot_erasure, plot_steering, run_causal_suite, summary_rows
     from agents.checkpoints import load_agent_for_game
     from agents.network import probe_layers
-    from games.atomic import atomic_write_text
+    from common.atomic import atomic_write_text
     from games.concepts import select
-    from solver.book import cache_dir
+    from common.provenance import cache_dir
 
     from common.outputs import prepare_output
 

@@ -152,7 +152,7 @@ def main(
                              DEFAULTS.tcav_pool)
     from dataclasses import asdict
 
-    from games.atomic import atomic_write_text
+    from common.atomic import atomic_write_text
 
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(json.dumps({"runs": [str(r.resolve()) for r in runs], "dataset": str(dataset.resolve()),

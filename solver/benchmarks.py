@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
-from games.atomic import atomic_write_text
+from common.atomic import atomic_write_text
 from games.connect4.position import Position
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -121,19 +121,6 @@ PONS_ANCHORS = (
         },
     ),
 )
-
-
-def cpu_model() -> str:
-    """This machine's CPU model ("model name" in ``/proc/cpuinfo``; the platform's name elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or "unknown"
 
 
 def _normalised(model: str) -> str:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,8 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from games.atomic import atomic_target, atomic_write_text
+from common.atomic import atomic_target, atomic_write_text
+from common.provenance import cache_dir
 from games.connect4.enumerate import positions_by_ply
 from games.connect4.position import BoardSize, Position
 
@@ -40,11 +40,6 @@ logger = logging.getLogger(__name__)
 
 SHIPPED_BOOK_DIR = Path(__file__).parent / "books"
 FORMAT_VERSION = 1
-
-
-def cache_dir() -> Path:
-    """Folder for generated books and other cached artefacts."""
-    return Path(os.environ.get("SOLVEDLENS_CACHE", Path.home() / ".cache" / "solvedlens"))
 
 
 @dataclass(frozen=True)

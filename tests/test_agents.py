@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import games
-from games.atomic import atomic_write_text
+from common.atomic import atomic_write_text
 from agents.checkpoints import (
     checkpoint_schedule,
     list_checkpoints,

@@ -141,10 +141,10 @@ def _bench_solver_module():
 def test_bench_solver_names_the_cpu_and_gives_no_ratio_without_an_anchor(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    import solver.benchmarks as benchmarks
+    import common.provenance as provenance
 
     monkeypatch.syspath_prepend(str(REPO / "scripts"))
-    monkeypatch.setattr(benchmarks, "cpu_model", lambda: "Intel(R) Xeon(R) Platinum 8480+")
+    monkeypatch.setattr(provenance, "cpu_model", lambda: "Intel(R) Xeon(R) Platinum 8480+")
     bench = _bench_solver_module()
     out = tmp_path / "bench.json"
     result = CliRunner().invoke(bench.app, ["--limit", "2", "--hard-limit", "1", "--configs", "default", "--repeats", "1",

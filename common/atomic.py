@@ -71,6 +71,13 @@ def atomic_write_text(text: str, path: str | Path) -> Path:
     return Path(path)
 
 
+def atomic_write_json(data: object, path: str | Path) -> Path:
+    """Write `data` as indented JSON, atomically (the results format of benchmarks and reports)."""
+    import json
+
+    return atomic_write_text(json.dumps(data, indent=1), path)
+
+
 def atomic_save_figure(fig, path: str | Path, dpi: int = 110, tight: bool = False) -> Path:
     """Save a matplotlib figure as PNG atomically, then close it."""
     import matplotlib.pyplot as plt
