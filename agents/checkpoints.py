@@ -1,13 +1,8 @@
-"""Run folders and checkpoints: log-spaced schedule, atomic writes, loading with clear errors.
+"""Checkpoints of a run folder: log-spaced schedule, atomic writes, loading with clear errors.
 
-A run folder looks like::
-
-    RUN/config.json                 resolved training config, seed, library versions
-    RUN/checkpoints/step_000040960.zip   SB3 MaskablePPO archives (policy + optimizer)
-    RUN/checkpoints/step_000040960.pool.pt  the opponent pool at that step (for --resume)
-    RUN/evaluations.jsonl           one evaluation record per checkpoint
-    RUN/strength.png                strength against timesteps
-    RUN/tb/                         TensorBoard logs
+Checkpoints live in ``RUN/checkpoints/step_<timestep>.zip`` (SB3 MaskablePPO archives),
+with the opponent pool beside them (``step_<timestep>.pool.pt``); the rest of the run folder
+(``config.json``, ``evaluations.jsonl``) belongs to `agents.runs`.
 
 Every file is written to a temporary name in the same folder and renamed into place, so a
 killed run leaves either the previous file or the new one, never half of one. A file that is
@@ -18,7 +13,6 @@ never deleted (`move_aside`); outputs are checked for writability before any wor
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -125,20 +119,6 @@ def load_agent(path: str | Path, device: str = "cpu") -> Any:
         raise ValueError(f"cannot load checkpoint {checkpoint}: {type(exc).__name__}: {exc}") from exc
 
 
-def game_of_run(run_dir: str | Path):
-    """The game a run (self-play or reference) was trained on, from its ``config.json`` (clear error if missing)."""
-    import games
-
-    config_file = Path(run_dir) / "config.json"
-    if not config_file.exists():
-        raise FileNotFoundError(f"{config_file} does not exist: {run_dir} is not a training run folder")
-    data = json.loads(config_file.read_text())
-    config = data.get("config", data)
-    if "game" not in config:
-        raise ValueError(f"{config_file} names no game")
-    return games.get(config["game"], **config.get("game_kwargs", {}))
-
-
 @dataclass
 class LoadedAgent:
     """A checkpoint loaded for use: its path, the MaskablePPO model and the game it plays."""
@@ -157,6 +137,8 @@ def load_agent_for_game(checkpoint: str | Path, game: str | None = None) -> Load
     network whose observation shape or action count does not fit the game.
     """
     import games
+
+    from agents.runs import game_of_run
 
     path = resolve_checkpoint(checkpoint)
     model = load_agent(path)

@@ -88,7 +88,8 @@ class PipelineSettings:
                 reference_positions: int | None = None, jobs: int = 2, seed: int = 0) -> "PipelineSettings":
         """Settings with the game's defaults for every option left as None; `ValueError` naming
         the first option that cannot work (before anything runs)."""
-        from agents.checkpoints import game_of_run, list_checkpoints
+        from agents.checkpoints import list_checkpoints
+        from agents.runs import game_of_run
         from common.outputs import check_writable
         from games.concepts import concepts
 

@@ -16,20 +16,18 @@ split by game id into train and a held-out part whose losses and accuracies are 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from agents.checkpoints import atomic_save_model, checkpoint_path, checkpoint_schedule
 from agents.network import NetworkConfig, policy_forward
-from common.atomic import atomic_write_text
-from common.provenance import library_versions
+from agents.runs import read_evaluations, write_evaluation, write_run_config
+from games.datasets import read_dataset
 
 log = logging.getLogger(__name__)
 
@@ -94,32 +92,6 @@ class ReferenceData:
     groups: np.ndarray
 
 
-def read_manifest(dataset: str | Path) -> dict:
-    """A dataset folder's ``manifest.json`` (errors name the file and what is wrong)."""
-    path = Path(dataset) / "manifest.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: {dataset} is not a dataset folder of scripts/make_dataset.py")
-    try:
-        manifest = json.loads(path.read_text())
-    except ValueError as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc}); it is damaged: rebuild the dataset") from exc
-    if not isinstance(manifest, dict) or "game" not in manifest:
-        raise ValueError(f"{path} names no game; it is not a manifest of scripts/make_dataset.py")
-    return manifest
-
-
-def read_positions(dataset: str | Path) -> pd.DataFrame:
-    """A dataset folder's ``positions.parquet`` (a damaged file is named, not a pyarrow traceback)."""
-    path = Path(dataset) / "positions.parquet"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; build the dataset with scripts/make_dataset.py")
-    try:
-        return pd.read_parquet(path)
-    except Exception as exc:  # noqa: BLE001 - pyarrow raises several kinds on a truncated file
-        raise ValueError(f"{path} cannot be read as Parquet ({type(exc).__name__}: {exc}); it is damaged or "
-                         "truncated: rebuild the dataset") from exc
-
-
 def load_reference_data(dataset: str | Path, game) -> ReferenceData:
     """Read a labelled dataset folder into training arrays (clear errors for missing labels)."""
     dataset = Path(dataset)
@@ -127,10 +99,10 @@ def load_reference_data(dataset: str | Path, game) -> ReferenceData:
         if not (dataset / need).exists():
             raise FileNotFoundError(f"{dataset / need} does not exist (build it with scripts/make_dataset.py "
                                     f"--concepts {','.join(REQUIRED_CONCEPTS)})")
-    manifest = read_manifest(dataset)
-    if manifest["game"] != game.name:
-        raise ValueError(f"{dataset} is a {manifest['game']} dataset, not {game.name}")
-    df = read_positions(dataset)
+    data = read_dataset(dataset)
+    if data.game_name != game.name:
+        raise ValueError(f"{dataset} is a {data.game_name} dataset, not {game.name}")
+    df = data.positions
     missing = [c for c in REQUIRED_CONCEPTS if c not in df]
     if missing:
         raise ValueError(f"{dataset} lacks the solver labels {missing}; rebuild it with "
@@ -169,7 +141,6 @@ def train_reference(config: ReferenceConfig, run_dir: str | Path, progress: bool
     from sb3_contrib import MaskablePPO
 
     from agents.network import BoardPolicy
-    from agents.selfplay import write_evaluation
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -180,9 +151,7 @@ def train_reference(config: ReferenceConfig, run_dir: str | Path, progress: bool
     from probes.linear import grouped_split
 
     train_rows, held_rows = grouped_split(data.groups, test_size=config.holdout, seed=config.seed)
-    atomic_write_text(json.dumps({"config": asdict(config), "versions": library_versions(),
-                                  "positions": {"train": len(train_rows), "holdout": len(held_rows)}}, indent=1),
-                      run_dir / "config.json")
+    write_run_config(run_dir, asdict(config), positions={"train": len(train_rows), "holdout": len(held_rows)})
     env = SelfPlayVecEnv(config.game, num_envs=1, seed=config.seed, **config.game_kwargs)
     model = MaskablePPO(BoardPolicy, env, policy_kwargs={"network": dict(config.network)}, seed=config.seed,
                         device="cpu", verbose=0)
@@ -239,7 +208,6 @@ def train_reference(config: ReferenceConfig, run_dir: str | Path, progress: bool
     checkpoint(samples)
     if suite is not None:
         from agents.plots import plot_strength
-        from agents.selfplay import read_evaluations
 
         plot_strength(read_evaluations(run_dir), run_dir / "strength.png", title=f"{config.game} reference network")
     return checkpoint_path(run_dir, samples)

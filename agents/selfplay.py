@@ -8,7 +8,7 @@ followed by the reply of the other seat, so the learner always sees its own posi
 is filled by the `OpponentPool`: the live policy itself (self-play proper), past
 snapshots of it, and optionally uniform random play.
 
-`train(config)` handles the run folder (see `agents.checkpoints`): resolved config and
+`train(config)` handles the run folder (see `agents.runs`): resolved config and
 library versions, log-spaced checkpoints with the opponent pool beside them, an
 evaluation record per checkpoint (`agents.evaluation`), a strength plot, TensorBoard logs,
 a progress bar, and ``resume=True`` to continue from the last checkpoint.
@@ -16,7 +16,6 @@ a progress bar, and ``resume=True`` to continue from the last checkpoint.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -36,8 +35,7 @@ from agents.checkpoints import (
 )
 from agents.network import BoardPolicy, NetworkConfig
 from agents.pool import OpponentPool
-from common.atomic import atomic_write_text
-from common.provenance import library_versions
+from agents.runs import read_evaluations, read_run_config, write_evaluation, write_run_config
 
 log = logging.getLogger(__name__)
 
@@ -147,21 +145,13 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, path: str | Path) -> "TrainConfig":
-        """The config saved in a run folder's ``config.json`` (errors name the file)."""
+        """The config saved in a run folder's ``config.json`` (`agents.runs.read_run_config`; errors name the file)."""
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist: {path.parent} is not a training run folder")
-        try:
-            data = json.loads(path.read_text())
-        except ValueError as exc:
-            raise ValueError(f"{path} is not valid JSON ({exc}); it is damaged") from exc
-        if not isinstance(data, dict):
-            raise ValueError(f"{path} holds no training config")
-        known = {f.name for f in fields(cls)}
-        unknown = set(data.get("config", data)) - known
+        saved = read_run_config(path.parent).config
+        unknown = set(saved) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f"{path}: unknown config fields {sorted(unknown)}")
-        return cls(**data.get("config", data))
+        return cls(**saved)
 
 
 class LinearSchedule:
@@ -228,22 +218,6 @@ class SelfPlayCallback(BaseCallback):
 
             plot_strength(read_evaluations(self.run_dir), self.run_dir / "strength.png", title=self.config.game)
         log.info("checkpoint %s", path)
-
-
-def write_evaluation(run_dir: str | Path, record: dict) -> None:
-    """Add a record to ``evaluations.jsonl`` (replacing an older one of the same timestep), atomically."""
-    records = [r for r in read_evaluations(run_dir) if r["timestep"] != record["timestep"]] + [record]
-    records.sort(key=lambda r: r["timestep"])
-    atomic_write_text("".join(json.dumps(r) + "\n" for r in records), Path(run_dir) / "evaluations.jsonl")
-
-
-def read_evaluations(run_dir: str | Path) -> list[dict]:
-    """The evaluation records of a run, in timestep order."""
-    path = Path(run_dir) / "evaluations.jsonl"
-    if not path.exists():
-        return []
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return sorted(records, key=lambda r: r["timestep"])
 
 
 def resumable_config(run_dir: str | Path) -> TrainConfig:
@@ -350,8 +324,7 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, progre
     check_writable(config_file, "run folder file")
     torch.set_num_threads(config.torch_threads)
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(json.dumps({"config": asdict(config), "versions": library_versions(),
-                                  "game": repr(game)}, indent=2), config_file)
+    write_run_config(run_dir, asdict(config), game=repr(game))
 
     model, env, pool = _build(config, game, scripted if config.scripted_prob > 0 else {}, run_dir)
     if resume:

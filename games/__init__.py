@@ -8,11 +8,13 @@
 Importing `games` registers the solvedlens/* gymnasium environments.
 """
 
+from typing import Any
+
 from games.base import BatchOps, Game, Symmetry
 from games.registry import available, get, register
 
 
-def pettingzoo_env(name="connect4", **kwargs):
+def pettingzoo_env(name: str | Game, **kwargs: Any) -> Any:
     """The PettingZoo AEC environment of a registered game (see `games.envs.aec`)."""
     from games.envs.aec import pettingzoo_env as make
 

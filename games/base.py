@@ -13,12 +13,20 @@ Conventions:
   illegal), so the best actions are the argmax;
 * `observation(state)` is a float32 ``C x H x W`` array relative to the side to move:
   plane 0 its own stones, plane 1 the opponent's, then whatever else the game needs.
+
+Layers (docs/architecture.md): this module sits with the rules and imports nothing above
+them. A game whose exact oracle lives above the rules (Connect Four's solver) names it in
+`oracle_module`; `Game.oracle` imports that module the first time an oracle question is
+asked, as `concepts_module` is imported by `games.concepts`.
 """
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 from typing import Any, Hashable
 
 import numpy as np
@@ -83,9 +91,16 @@ class Game(ABC):
     """Rules, encodings and the exact oracle of one solved game (see module docstring)."""
 
     name: str
+    title: str  # the name people use, for messages ("Connect Four")
     num_actions: int
     obs_shape: tuple[int, int, int]
     concepts_module: str | None = None  # module that registers the game's concepts (games.concepts)
+    #: Module of the exact oracle, when it lives above the rules (imported on first use by
+    #: `oracle`). It provides ``value(game, state)``, ``action_values(game, state)`` and
+    #: ``action_scores(game, state)``, and may provide ``solution_cache(game, path, rebuild,
+    #: verify)``, ``use_opening_book(game, path)`` and ``evaluation_sets(game, search_dirs)``.
+    #: None: the game answers oracle questions itself (closed form or its own search).
+    oracle_module: str | None = None
     fast_oracle_ply: int = 0  # from this many moves on, the exact oracle answers quickly (sampling defaults)
     dataset_min_ply: int = 0  # fewest moves of a sampled dataset position by default (exact labels stay cheap)
 
@@ -144,20 +159,63 @@ class Game(ABC):
         """An ``H x W x 3`` uint8 image of the board."""
 
     # ---------------------------------------------------------------- exact oracle
-    @abstractmethod
+    def oracle(self) -> ModuleType:
+        """The module named by `oracle_module`, imported the first time it is asked for.
+
+        :raises NotImplementedError: the game names no oracle module (it must then answer
+            `value` and `action_values` itself).
+        """
+        if self.oracle_module is None:
+            raise NotImplementedError(f"{self.name} names no oracle module; it must implement value and action_values")
+        return importlib.import_module(self.oracle_module)
+
     def value(self, state: Any) -> int:
         """Game value for the side to move under perfect play: -1, 0 or +1."""
+        return self.oracle().value(self, state)
 
-    @abstractmethod
     def action_values(self, state: Any) -> np.ndarray:
         """float array: value for the side to move of each action (NaN if illegal)."""
+        return self.oracle().action_values(self, state)
 
     def action_scores(self, state: Any) -> np.ndarray:
         """Exact score of each action for the side to move (NaN if illegal); larger is better.
 
-        Games whose solver distinguishes fast from slow wins override this; by default the
-        score is the value (-1/0/+1)."""
-        return self.action_values(state)
+        Games whose solver distinguishes fast from slow wins provide it in their oracle
+        module; otherwise the score is the value (-1/0/+1)."""
+        scores = getattr(self.oracle(), "action_scores", None) if self.oracle_module else None
+        return self.action_values(state) if scores is None else scores(self, state)
+
+    def solution_cache(self, path: str | Path, *, rebuild: bool = False, verify: bool = False) -> Any | None:
+        """An open store of exact solutions at `path` that solver-tier concepts read and
+        write (close it when done), or None if the game's oracle keeps none.
+
+        :param rebuild: move a corrupt file aside and start a new one instead of raising.
+        :param verify: check the whole file now (a corrupt one raises here, not later).
+        """
+        opener = getattr(self.oracle(), "solution_cache", None) if self.oracle_module else None
+        return None if opener is None else opener(self, path, rebuild=rebuild, verify=verify)
+
+    @property
+    def uses_opening_book(self) -> bool:
+        """True if the game's oracle can consult an opening book (`check_opening_book`)."""
+        return bool(self.oracle_module) and hasattr(self.oracle(), "check_opening_book")
+
+    def check_opening_book(self, path: str | Path) -> None:
+        """Check that `path` is a readable opening book that this game's oracle can use.
+
+        :raises ValueError: the oracle uses no opening book, or the book is unreadable or
+            for another board; FileNotFoundError if there is no file.
+        """
+        if not self.uses_opening_book:
+            raise ValueError(f"an opening book ({path}) is not used by the oracle of {self.name}")
+        self.oracle().check_opening_book(self, path)
+
+    def use_opening_book(self, path: str | Path) -> None:
+        """Make this process's oracle consult the opening book at `path` (checked as by
+        `check_opening_book`)."""
+        if not self.uses_opening_book:
+            raise ValueError(f"an opening book ({path}) is not used by the oracle of {self.name}")
+        self.oracle().use_opening_book(self, path)
 
     def baseline_players(self) -> dict[str, Any]:
         """Named players ``(game, state, rng) -> action`` for strength ladders, weakest first

@@ -180,8 +180,9 @@ def label(game: Any, states: Sequence[Any], names: Sequence[str] | None = None,
     :param game: a registered game name (default options) or a `Game` object.
     :param states: the game's states, or move strings in its text form (parsed with
         `game.parse`); states of another game or board size raise `ValueError`.
-    :param solution_cache: path of a SQLite `solver.cache.SolutionCache` that solver-tier
-        concepts read exact solutions from and write them to (None: solve everything afresh).
+    :param solution_cache: path of the game's store of exact solutions (`Game.solution_cache`;
+        Connect Four: a SQLite `solver.cache.SolutionCache`) that solver-tier concepts read
+        from and write to (None, or a game that keeps none: solve everything afresh).
     """
     game = _game(game)
     states = check_states(game, states)
@@ -189,10 +190,9 @@ def label(game: Any, states: Sequence[Any], names: Sequence[str] | None = None,
     cache: dict = {}
     store = None
     if solution_cache is not None and any(c.tier == "solver" for c in chosen):
-        from solver.cache import SolutionCache
-
-        store = SolutionCache(solution_cache)
-        cache["solution_cache"] = store
+        store = game.solution_cache(solution_cache)  # None if the game's oracle keeps no cache
+        if store is not None:
+            cache["solution_cache"] = store
     try:
         return {c.name: np.asarray(c.compute(game, states, cache)) for c in chosen}
     finally:

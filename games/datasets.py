@@ -30,6 +30,10 @@ positions with few stones cost the solver seconds to minutes each; measured in
 ``results/bench_labeling_per_ply.json``, see ``docs/datasets.md``). When fewer distinct
 positions than asked exist or were reachable, a warning says so and the manifest records
 ``requested`` and ``produced``.
+
+This module owns the dataset folder: `build_dataset` writes it and `read_dataset` reads it
+back (a typed `Dataset`: positions table, manifest, game, concept kinds); nothing else
+parses ``positions.parquet`` or ``manifest.json``.
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ from common.processes import die_with_parent
 from common.atomic import atomic_target, atomic_write_text
 from games.base import Game
 from games.concepts import select
-from games.registry import get
+from games.registry import get, opening_book_users
 
 logger = logging.getLogger(__name__)
 
@@ -388,27 +392,13 @@ def _label_batch(args: tuple) -> tuple[str, int]:
 
     game = get(game_spec["name"], **game_spec["kwargs"])
     if book_path:
-        _use_book(game, book_path)
+        game.use_opening_book(book_path)
     states = [game.parse(t) for t in texts]
     labels = label(game, states, concept_names, solution_cache=cache_path or None)
     df = pd.DataFrame({name: list(values) if values.ndim > 1 else values for name, values in labels.items()})
     with atomic_target(part_path, suffix=".parquet") as tmp:
         df.to_parquet(tmp, index=False)
     return str(part_path), len(texts)
-
-
-def _use_book(game: Game, book_path: str | Path) -> None:
-    """Make the process-wide solver of `game` consult the opening book at `book_path`."""
-    from solver import default_solver
-    from solver.book import OpeningBook
-
-    key = (game.width, game.height)
-    if _BOOK_IN_USE.get(key) != str(book_path):
-        default_solver(game.width, game.height).use_book(OpeningBook.load(book_path))
-        _BOOK_IN_USE[key] = str(book_path)
-
-
-_BOOK_IN_USE: dict[tuple[int, int], str] = {}  # board size -> book file the process-wide solver consults
 
 
 def default_batch_size(n: int) -> int:
@@ -478,7 +468,7 @@ def build_dataset(
     random_opening = default_random_opening(game, weights) if random_opening is None else random_opening
     batch_size_given = batch_size is not None
     batch_size = default_batch_size(n) if batch_size is None else batch_size
-    needs_solver = any(c.tier == "solver" for c in chosen) and game.name == "connect4"
+    needs_solver = any(c.tier == "solver" for c in chosen)
     if book is not None:
         _check_book(game, book)
     if solution_cache is None and needs_solver:
@@ -486,9 +476,11 @@ def build_dataset(
 
         solution_cache = cache_dir() / "solutions.sqlite"
     if solution_cache is not None and needs_solver:
-        from solver.cache import SolutionCache
-
-        SolutionCache(solution_cache, rebuild=rebuild_cache, verify=True).close()  # a corrupt file stops us here
+        store = game.solution_cache(solution_cache, rebuild=rebuild_cache, verify=True)  # a corrupt file stops us here
+        if store is None:
+            solution_cache = None  # the game's oracle keeps no store of solutions
+        else:
+            store.close()
     out = Path(out_dir)
     parts = out / "parts"
     config = {"game": game.name, "game_kwargs": game_kwargs, "n": n, "seed": seed, "sources": weights,
@@ -576,14 +568,10 @@ def build_dataset(
 
 def _check_book(game: Game, book: str | Path) -> None:
     """ValueError/FileNotFoundError unless `book` is a readable opening book for this game's board."""
-    if game.name != "connect4":
-        raise ValueError(f"an opening book (--book {book}) is only used by Connect Four's solver, not by {game.name}")
-    from solver.book import OpeningBook
-
-    loaded = OpeningBook.load(book)
-    if (loaded.width, loaded.height) != (game.width, game.height):
-        raise ValueError(f"opening book {book} is for {loaded.width}x{loaded.height} boards; the game is "
-                         f"{game.width}x{game.height}")
+    if not game.uses_opening_book:
+        users = ", ".join(f"{title}'s solver" for title in opening_book_users())
+        raise ValueError(f"an opening book (--book {book}) is only used by {users}, not by {game.name}")
+    game.check_opening_book(book)
 
 
 def _existing_sample(out: Path, digest: str, config: dict, overwrite: bool) -> dict | None:
@@ -658,3 +646,79 @@ def _run(todo: list, jobs: int) -> Iterator[tuple[str, int]]:
 
 def _write_json(path: Path, data: dict) -> None:
     atomic_write_text(json.dumps(data, indent=1, default=str), path)
+
+
+# ------------------------------------------------------------------------------ reading a dataset folder
+@dataclass
+class Dataset:
+    """A dataset folder of `build_dataset`, read: the positions table and its manifest.
+
+    :param folder: the dataset folder.
+    :param positions: ``positions.parquet``: one row per position (``moves``, ``ply``,
+        ``game_id``, ``source`` and one column per concept; spatial and per-column labels
+        are arrays per row).
+    :param manifest: ``manifest.json`` as written (options, counts, ``concept_metadata``).
+    """
+
+    folder: Path
+    positions: Any  # pandas.DataFrame (pandas is imported lazily, as everywhere in this module)
+    manifest: dict
+
+    @property
+    def game_name(self) -> str:
+        """The registered name of the game the positions belong to."""
+        return str(self.manifest["game"])
+
+    @property
+    def game_kwargs(self) -> dict:
+        """The game's options (e.g. board size)."""
+        return dict(self.manifest.get("game_kwargs", {}))
+
+    @property
+    def game(self) -> Game:
+        """The game, built from the registry with the manifest's options."""
+        return get(self.game_name, **self.game_kwargs)
+
+    @property
+    def concept_kinds(self) -> dict[str, str]:
+        """Concept name -> kind (``binary``, ``spatial``, ``per_column``, ...), in the manifest's order."""
+        return {c["name"]: c["kind"] for c in self.manifest.get("concept_metadata", [])}
+
+    def states(self, game: Game | None = None) -> list[Any]:
+        """The positions parsed into states of `game` (default: `Dataset.game`)."""
+        game = game or self.game
+        return [game.parse(t) for t in self.positions["moves"]]
+
+
+def read_manifest(folder: str | Path) -> dict:
+    """A dataset folder's ``manifest.json`` (errors name the file and what is wrong)."""
+    path = Path(folder) / "manifest.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: {folder} is not a dataset folder of scripts/make_dataset.py")
+    try:
+        manifest = json.loads(path.read_text())
+    except ValueError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}); it is damaged: rebuild the dataset") from exc
+    if not isinstance(manifest, dict) or "game" not in manifest:
+        raise ValueError(f"{path} names no game; it is not a manifest of scripts/make_dataset.py")
+    return manifest
+
+
+def read_positions(folder: str | Path):
+    """A dataset folder's ``positions.parquet`` as a DataFrame (a damaged file is named, not a pyarrow traceback)."""
+    import pandas as pd
+
+    path = Path(folder) / "positions.parquet"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; build the dataset with scripts/make_dataset.py")
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several kinds on a truncated file
+        raise ValueError(f"{path} cannot be read as Parquet ({type(exc).__name__}: {exc}); it is damaged or "
+                         "truncated: rebuild the dataset") from exc
+
+
+def read_dataset(folder: str | Path) -> Dataset:
+    """Read a dataset folder written by `build_dataset` (manifest first: a missing folder is named once)."""
+    manifest = read_manifest(folder)
+    return Dataset(Path(folder), read_positions(folder), manifest)

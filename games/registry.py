@@ -44,3 +44,8 @@ def get(name: str | Game, **kwargs) -> Game:
         return factory(**kwargs)
     except TypeError as exc:
         raise ValueError(f"bad options {kwargs} for game {name!r}: {exc}") from exc
+
+
+def opening_book_users() -> list[str]:
+    """Titles of the registered games (default options) whose oracle consults opening books."""
+    return [game.title for game in map(get, available()) if game.uses_opening_book]

@@ -6,7 +6,7 @@ default), evaluates it on held-out prompts (`evaluate_tiny`) and writes the chec
 folder atomically: ``model.safetensors``, ``config.json``, the tokenizer files and
 ``recipe.json`` (config, seed, command, metrics, timings).
 
-Head dropout (`TrainConfig.head_dropout`) zeroes whole attention heads per sequence during
+Head dropout (`LMTrainConfig.head_dropout`) zeroes whole attention heads per sequence during
 training (rescaled by ``1/(1-p)``), an experimental knob for redundant / backup heads.
 """
 
@@ -30,16 +30,16 @@ import torch
 from torch.nn import functional as F
 
 from common.atomic import atomic_directory
-from lm_interp.corpus import DEFAULT_MIX, fact_prompts, ioi_prompts, sentences
-from lm_interp.metrics import evaluate_facts, evaluate_ioi
-from lm_interp.tokenizer import train_word_tokenizer
-from lm_interp.world import World, make_world
+from lm_interp.machinery.metrics import evaluate_facts, evaluate_ioi
+from lm_interp.models.corpus import DEFAULT_MIX, fact_prompts, ioi_prompts, sentences
+from lm_interp.models.tokenizer import train_word_tokenizer
+from lm_interp.models.world import World, make_world
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class TrainConfig:
+class LMTrainConfig:
     """Hyper-parameters of the tiny model and its training run (all recorded in ``recipe.json``)."""
 
     seed: int = 0
@@ -92,7 +92,7 @@ def build_examples(world: World, tokenizer, n_examples: int, block_size: int, se
     return torch.from_numpy(rows)
 
 
-def make_model(config: TrainConfig, tokenizer):
+def make_model(config: LMTrainConfig, tokenizer):
     """A freshly initialised `GPT2LMHeadModel` for `config` (seeded by the caller)."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -152,14 +152,14 @@ def _quick_eval(model, tokenizer, world: World) -> dict:
             "fact_recall": round(facts["recall"], 3)}
 
 
-def _lr_at(step: int, config: TrainConfig) -> float:
+def _lr_at(step: int, config: LMTrainConfig) -> float:
     if step < config.warmup_steps:
         return config.lr * (step + 1) / config.warmup_steps
     frac = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
     return config.lr * (config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
-def train_tiny_lm(config: TrainConfig, out_dir: str | Path | None = None, progress: bool = True,
+def train_tiny_lm(config: LMTrainConfig, out_dir: str | Path | None = None, progress: bool = True,
                   command: str | None = None, callback: Callable[[int, float], None] | None = None) -> dict:
     """Train the tiny model; write the checkpoint folder to `out_dir` (atomically) if given.
 

@@ -1,7 +1,7 @@
 """A sweep's report: what is represented, where (layer), and since when (training step).
 
-Reads a sweep folder of `probes.sweep.run_sweep` (``results.parquet``, ``labels.npz``) and
-writes ``report.md`` with PNGs next to it:
+Reads a sweep folder of `probes.sweep.run_sweep` through `probes.sweep_folder` (results with
+their ``role`` column, ``labels.npz``) and writes ``report.md`` with PNGs next to it:
 
 * **what-when-where**: per concept, a layer x training-step heatmap of the linear probe's
   held-out score (balanced accuracy for classes, R^2 for numbers), one panel per concept;
@@ -32,12 +32,20 @@ import pandas as pd
 from scipy import stats
 
 from common.atomic import atomic_save_figure, atomic_write_text
+from probes.sweep_folder import (
+    BASELINE,
+    INPUT,
+    LABELS_FILE,
+    RANDOM_WEIGHTS,
+    RESULTS_FILE,
+    TRAINED_ROLES,
+    read_labels,
+    read_results,
+    with_roles,
+)
 from probes.tcav import benjamini_hochberg
 
 log = logging.getLogger(__name__)
-
-CONTROL_RUNS = ("baseline", "input")
-
 
 @dataclass
 class StrengthCurve:
@@ -55,13 +63,11 @@ def probe_scores(results: pd.DataFrame) -> pd.DataFrame:
     return main.copy()
 
 
-def is_control(run: str) -> bool:
-    return run in CONTROL_RUNS or run.startswith("random-")
-
-
 def model_runs(results: pd.DataFrame) -> list[str]:
-    """Runs that are trained networks (not baselines, inputs or random-weight controls), in order of appearance."""
-    return [r for r in dict.fromkeys(results["run"]) if not is_control(r)]
+    """Runs that are trained networks (role agent or reference; not baselines, inputs or random-weight
+    controls), in order of appearance."""
+    results = with_roles(results)
+    return list(dict.fromkeys(results.loc[results["role"].isin(TRAINED_ROLES), "run"]))
 
 
 def emergence(results: pd.DataFrame, run: str, margin: float = 0.05, alpha: float = 0.05) -> pd.DataFrame:
@@ -141,17 +147,18 @@ def plot_what_when_where(results: pd.DataFrame, run: str, path: Path, concepts: 
 
 def selectivity_table(results: pd.DataFrame, run: str) -> pd.DataFrame:
     """Per concept at the run's last checkpoint: best layer, score, control task, controls' best scores."""
+    results = with_roles(results)
     scores = probe_scores(results)
     last = scores[scores["run"] == run]["checkpoint_step"].max()
     final = scores[(scores["run"] == run) & (scores["checkpoint_step"] == last)]
-    majority = results[(results["run"] == "baseline") & results["metric"].isin(["balanced_accuracy", "r2"])]
+    majority = results[(results["role"] == BASELINE) & results["metric"].isin(["balanced_accuracy", "r2"])]
     rows = []
     for concept, group in final.groupby("concept"):
         best = group.loc[group["value"].idxmax()]
         metric = best["metric"]
         others = scores[(scores["concept"] == concept) & (scores["metric"] == metric)]
-        random_best = others[others["run"].str.startswith("random-")]["value"].max()
-        raw = others[others["run"] == "input"]["value"].max()
+        random_best = others[others["role"] == RANDOM_WEIGHTS]["value"].max()
+        raw = others[others["role"] == INPUT]["value"].max()
         base = majority[(majority["concept"] == concept) & (majority["metric"] == metric)]["value"]
         rows.append({"concept": concept, "metric": metric, "layer": best["layer"], "value": best["value"],
                      "ci_low": best["ci_low"], "ci_high": best["ci_high"], "control_task": best["control_value"],
@@ -218,7 +225,7 @@ def plot_emergence(table: pd.DataFrame, path: Path, strength: list[StrengthCurve
 
 def concept_correlations(labels_file: Path, concepts: list[str]) -> pd.DataFrame:
     """Spearman correlations between position concepts over the sweep's positions."""
-    data = np.load(labels_file, allow_pickle=True)
+    data = read_labels(labels_file)
     columns = {}
     for name in concepts:
         values = data[f"concept:{name}"]
@@ -324,17 +331,14 @@ def write_report(sweep_dir: str | Path, strength: dict[str, list[StrengthCurve]]
     :param alpha: false-discovery rate of the emergence tests.
     """
     sweep_dir = Path(sweep_dir)
-    results_file = sweep_dir / "results.parquet"
-    if not results_file.exists():
-        raise FileNotFoundError(f"{results_file} does not exist: run scripts/probe_sweep.py first")
-    results = pd.read_parquet(results_file)
+    results = read_results(sweep_dir)
     runs = model_runs(results)
     if not runs:
-        raise ValueError(f"{results_file} has no trained-network rows")
+        raise ValueError(f"{sweep_dir / RESULTS_FILE} has no trained-network rows")
     strength = strength or {}
     lines = [f"# Probe report: {sweep_dir.name}", "",
              f"Runs: {', '.join(runs)}. Controls: control task (selectivity), shuffled labels, "
-             f"{len([r for r in results['run'].unique() if r.startswith('random-')])} random-weight networks, "
+             f"{results.loc[results['role'] == RANDOM_WEIGHTS, 'run'].nunique()} random-weight networks, "
              "raw input, majority baseline. Scores are on held-out games (95% bootstrap intervals over games).", ""]
     shuffled = results[(results["probe"] == "linear/shuffled") & (results["metric"] == "balanced_accuracy")]
     if len(shuffled):
@@ -368,7 +372,7 @@ def write_report(sweep_dir: str | Path, strength: dict[str, list[StrengthCurve]]
                       f"{n_sig} of {int(tcav['p_value'].notna().sum())} TCAV tests of this run are significant after "
                       "Benjamini-Hochberg over the whole grid.", "",
                       _markdown(table_t.sort_values(["concept", "layer", "target"])), ""]
-    labels_file = sweep_dir / "labels.npz"
+    labels_file = sweep_dir / LABELS_FILE
     if labels_file.exists():
         corr = concept_correlations(labels_file, sorted(probe_scores(results)["concept"].unique()))
         if len(corr) > 1:

@@ -15,8 +15,9 @@ label per action, e.g. "winning moves") become one position concept per action,
 ``name[a]`` for action index ``a`` (0-based), probed like any other (`expand_per_column`);
 one whose labels cannot be probed (missing values, e.g. the exact score of a full column)
 is skipped with a warning and a ``probe="skipped"`` row that says why. Majority baselines are
-written once per concept (run ``baseline``). Controls that are models - the raw input, or
-networks with random weights - are just more entries. All probes of a cell (every concept
+written once per concept (run and role ``baseline``). Controls that are models - the raw input, or
+networks with random weights - are just more entries, told apart by their ``role``
+(`probes.sweep_folder`). All probes of a cell (every concept
 with its control task and shuffled labels) are fitted together (`probes.linear.fit_probes`).
 
 Entries that can give gradients also get **TCAV** for binary concepts on their
@@ -49,15 +50,27 @@ from probes.activations import ActivationStore, as_flat, per_square
 from probes.controls import control_task_labels, majority_baseline, shuffled_labels
 from probes.batched import Standardiser, Whitening
 from probes.linear import CLASSIFICATION_KINDS, Target, fit_probes, grouped_split
+from probes.sweep_folder import (
+    AGENT,
+    BASELINE,
+    ROLES,
+    SKIPPED,
+    read_labels,
+    read_split,
+    with_roles,
+    write_inputs,
+    write_results,
+)
 from probes.tcav import benjamini_hochberg, fit_cavs, tcav_test
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ["run", "checkpoint_step", "layer", "concept", "probe", "metric", "value", "ci_low", "ci_high", "control",
+COLUMNS = ["run", "role", "checkpoint_step", "layer", "concept", "probe", "metric", "value", "ci_low", "ci_high", "control",
            "control_value", "selectivity", "n_train", "n_test", "p_value", "layer_index", "converged", "note"]
 POSITION_KINDS = ("binary", "categorical", "count", "continuous")
 SWEPT_KINDS = POSITION_KINDS + ("spatial", "per_column")
 SKIPPED_RUN = "skipped"  # results rows of concepts the sweep could not probe (``note`` says why)
+# (the ``role`` column and the sweep folder's files belong to `probes.sweep_folder`)
 
 
 @dataclass
@@ -113,6 +126,8 @@ class ModelEntry:
     """One network to sweep.
 
     :param run: run name (or "input", "random-0", ...).
+    :param role: what the network is, one of `probes.sweep_folder.ROLES` (``agent``,
+        ``reference``, ``random-weights``, ``input``); written to every row as ``role``.
     :param step: training step of the checkpoint (0 for controls).
     :param model_id: identifies the weights (cache key for activations).
     :param activations: ``inputs -> {layer: array}``.
@@ -133,6 +148,11 @@ class ModelEntry:
     gradients: Callable[[np.ndarray, str, str, np.ndarray | None], np.ndarray] | None = None
     tcav_targets: Mapping[str, bool] = field(default_factory=dict)
     tcav_layers: Sequence[str] = ()
+    role: str = AGENT
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"entry {self.run!r} has role {self.role!r}; roles: {', '.join(ROLES)}")
 
 
 def _concept_rows(base: dict, features: np.ndarray, labelled: list[tuple[str, str, np.ndarray]], groups: np.ndarray,
@@ -181,11 +201,19 @@ def _spatial_subset(groups: np.ndarray, split: tuple[np.ndarray, np.ndarray], li
     return rows, tuple(position_of[part][position_of[part] >= 0] for part in split)
 
 
-def _cell_rows(run: str, step: int, layer: str, spatial: bool, acts: np.ndarray, concepts: list[ConceptLabels],
-               groups: np.ndarray, keys: np.ndarray, split: tuple[np.ndarray, np.ndarray], probes: Sequence[str],
-               seed: int, n_boot: int, max_components: int | None = None, spatial_positions: int | None = None) -> list[dict]:
-    """Every probe of one (model, layer) cell: position concepts on the flat layer, spatial ones per square."""
-    base = {"run": run, "checkpoint_step": step, "layer": layer}
+def cell_rows(run: str, step: int, layer: str, spatial: bool, acts: np.ndarray, concepts: list[ConceptLabels],
+              groups: np.ndarray, keys: np.ndarray, split: tuple[np.ndarray, np.ndarray], probes: Sequence[str],
+              seed: int, n_boot: int, max_components: int | None = None, spatial_positions: int | None = None,
+              role: str = AGENT) -> list[dict]:
+    """Every probe of one (model, layer) cell: position concepts on the flat layer, spatial ones per square.
+
+    Results rows (columns `COLUMNS`, without ``layer_index``), as the sweep writes them for this cell.
+
+    :param acts: the layer's activations, ``[N, ...]`` (``[N, C, H, W]`` when `spatial`).
+    :param split: (train rows, test rows), grouped by game.
+    :param spatial_positions: per-square probes use at most this many positions (whole games; None: all).
+    """
+    base = {"run": run, "role": role, "checkpoint_step": step, "layer": layer}
     rows: list[dict] = []
     position = [c for c in concepts if c.kind in POSITION_KINDS]
     squares = [c for c in concepts if c.kind == "spatial"] if spatial else []
@@ -254,6 +282,7 @@ class _Cell:
     """One (model, layer) cell for a worker process: where its inputs are and where its rows go."""
 
     run: str
+    role: str
     step: int
     layer: str
     layer_index: int  # position of the layer in the network's forward order
@@ -275,7 +304,7 @@ def _tcav_rows(cell: _Cell, acts: np.ndarray, data, train: np.ndarray) -> list[d
     match = data["match"] if "match" in data.files else None
     standardiser = Standardiser.fit(flat[train])  # one geometry for every concept of the cell
     geometry = (standardiser, Whitening.fit(standardiser(flat[train]), s.max_components))
-    base = {"run": cell.run, "checkpoint_step": cell.step, "layer": cell.layer, "probe": "tcav"}
+    base = {"run": cell.run, "role": cell.role, "checkpoint_step": cell.step, "layer": cell.layer, "probe": "tcav"}
     by_concept: dict[str, list[tuple[str, str]]] = {}
     for concept, target, path in cell.tcav:
         by_concept.setdefault(concept, []).append((target, path))
@@ -310,13 +339,12 @@ def _tcav_rows(cell: _Cell, acts: np.ndarray, data, train: np.ndarray) -> list[d
 
 def _run_cell(cell: _Cell) -> str:
     acts = np.load(cell.activations)
-    data = np.load(cell.labels, allow_pickle=True)
+    data = read_labels(cell.labels)
     concepts = [ConceptLabels(name, kind, data[f"concept:{name}"]) for name, kind in cell.concepts]
-    split = np.load(cell.split)
-    train, test = split["train"], split["test"]
+    train, test = read_split(cell.split)
     s = cell.settings
-    rows = _cell_rows(cell.run, cell.step, cell.layer, cell.spatial, acts, concepts, data["groups"], data["keys"],
-                      (train, test), s.probes, s.seed, s.n_boot, s.max_components, s.spatial_positions)
+    rows = cell_rows(cell.run, cell.step, cell.layer, cell.spatial, acts, concepts, data["groups"], data["keys"],
+                     (train, test), s.probes, s.seed, s.n_boot, s.max_components, s.spatial_positions, cell.role)
     if cell.tcav:
         rows += _tcav_rows(cell, acts, data, train)
     frame = pd.DataFrame(rows, columns=COLUMNS).assign(layer_index=cell.layer_index)
@@ -389,13 +417,8 @@ def run_sweep(entries: Sequence[ModelEntry], inputs: np.ndarray, concepts: Seque
     if len(groups) != n or len(keys) != n or (match is not None and len(match) != n):
         raise ValueError(f"groups ({len(groups)}), keys ({len(keys)}) and match must have one entry per input ({n})")
     train, test = grouped_split(np.asarray(groups), seed=settings.seed)
-    split_path, labels_path = out / "split.npz", out / "labels.npz"
-    with atomic_target(split_path, suffix=".npz") as tmp:
-        np.savez(tmp, train=train, test=test)
-    with atomic_target(labels_path, suffix=".npz") as tmp:
-        extra = {} if match is None else {"match": np.asarray(match)}
-        np.savez(tmp, groups=np.asarray(groups), keys=np.asarray(keys).astype(str), **extra,
-                 **{f"concept:{c.name}": np.asarray(c.labels) for c in concepts})
+    labels_path, split_path = write_inputs(out, groups, keys, {c.name: c.labels for c in concepts}, (train, test),
+                                           match)
     meta = tuple((c.name, c.kind) for c in concepts)
     digest = settings.digest(meta, n)
     store = ActivationStore(out / "activations")
@@ -414,7 +437,7 @@ def run_sweep(entries: Sequence[ModelEntry], inputs: np.ndarray, concepts: Seque
             if settings.tcav_runs and entry.gradients is not None and layer in entry.tcav_layers:
                 folder = store.path(entry.model_id, layer, f"n{n}").parent / f"gradients-{digest}"
                 tcav = tuple(_tcav_gradients(entry, layer, inputs, concepts, test, settings, folder))
-            cells.append(_Cell(entry.run, entry.step, layer, index, spatial, str(store.path(entry.model_id, layer, f"n{n}")),
+            cells.append(_Cell(entry.run, entry.role, entry.step, layer, index, spatial, str(store.path(entry.model_id, layer, f"n{n}")),
                                str(labels_path), str(split_path), meta, tcav, settings, str(part)))
     log.info("%d cells to fit", len(cells))
     for _ in tqdm(_map(cells, jobs), total=len(cells), desc="probe sweep", unit="cell", disable=not progress):
@@ -423,14 +446,15 @@ def run_sweep(entries: Sequence[ModelEntry], inputs: np.ndarray, concepts: Seque
     for c in concepts:
         if c.kind in POSITION_KINDS:
             for metric, value in majority_baseline(c.labels, c.kind, train, test).items():
-                baseline.append({"run": "baseline", "checkpoint_step": 0, "layer": "", "concept": c.name,
+                baseline.append({"run": "baseline", "role": BASELINE, "checkpoint_step": 0, "layer": "", "concept": c.name,
                                  "probe": "majority", "metric": metric, "value": value, "n_train": len(train),
                                  "n_test": len(test)})
     frames = [pd.read_parquet(p) for p in sorted(parts.glob(f"*-{digest}.parquet"))]
-    skipped_rows = [{"run": SKIPPED_RUN, "checkpoint_step": 0, "layer": "", "concept": name, "probe": "skipped",
+    skipped_rows = [{"run": SKIPPED_RUN, "role": SKIPPED, "checkpoint_step": 0, "layer": "", "concept": name, "probe": "skipped",
                      "metric": "skipped", "value": np.nan, "note": reason} for name, reason in skipped.items()]
     extra = pd.DataFrame(baseline + skipped_rows, columns=COLUMNS)
     results = pd.concat([f.reindex(columns=COLUMNS) for f in frames if len(f)] + [extra], ignore_index=True)
+    results = with_roles(results)  # part files of a sweep begun before the role column get theirs from the run name
     results["converged"] = results["converged"].astype("boolean")
     tested = results["p_value"].notna().to_numpy()
     results["q_value"] = np.nan
@@ -439,10 +463,7 @@ def run_sweep(entries: Sequence[ModelEntry], inputs: np.ndarray, concepts: Seque
         q, significant = benjamini_hochberg(results.loc[tested, "p_value"].to_numpy())
         results.loc[tested, "q_value"] = q
         results.loc[tested, "significant"] = significant
-    path = out / "results.parquet"
-    with atomic_target(path, suffix=".parquet") as tmp:
-        results.to_parquet(tmp, index=False)
-    return path
+    return write_results(out, results)
 
 
 def _init_worker(parent_pid: int) -> None:

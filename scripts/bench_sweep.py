@@ -17,7 +17,6 @@ report gives the times and the metric differences.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -34,21 +33,20 @@ RESULTS = ROOT / "results" / "bench_sweep.json"
 
 def _fidelity(run: Path, dataset: Path, positions: int, layer: str, seed: int) -> dict:
     import numpy as np
-    import pandas as pd
     import torch
 
-    import games
     from agents.checkpoints import list_checkpoints
     from agents.probing import run_entries
+    from games.datasets import read_dataset
     from probes.activations import as_flat
     from probes.controls import control_task_labels
     from probes.linear import Target, fit_probes, grouped_split
 
     torch.set_num_threads(1)
-    manifest = json.loads((dataset / "manifest.json").read_text())
-    kinds = {c["name"]: c["kind"] for c in manifest["concept_metadata"]}
-    df = pd.read_parquet(dataset / "positions.parquet").iloc[:positions]
-    game = games.get(manifest["game"], **manifest.get("game_kwargs", {}))
+    data = read_dataset(dataset)
+    kinds = data.concept_kinds
+    df = data.positions.iloc[:positions]
+    game = data.game
     states = [game.parse(t) for t in df["moves"]]
     inputs = np.stack([game.observation(s) for s in states])
     keys = np.array([str(game.canonical_key(s)) for s in states])
@@ -87,15 +85,15 @@ def _spatial_fidelity(acts, df, kinds: dict, keys, groups, split, layer: str, se
     import numpy as np
     import pandas as pd
 
-    from probes.sweep import ConceptLabels, _cell_rows
+    from probes.sweep import ConceptLabels, cell_rows
 
     squares = [ConceptLabels(n, "spatial", np.stack(df[n].to_numpy())) for n, k in kinds.items() if k == "spatial"]
     out: dict = {"concepts": len(squares)}
     auroc = {}
     for positions in (4000, 2000):
         start = time.perf_counter()
-        rows = pd.DataFrame(_cell_rows("bench", 0, layer, True, acts, squares, groups, keys, split, ("linear",), seed,
-                                       200, 256, positions))
+        rows = pd.DataFrame(cell_rows("bench", 0, layer, True, acts, squares, groups, keys, split, ("linear",), seed,
+                                      200, 256, positions))
         out[f"seconds_{positions}"] = round(time.perf_counter() - start, 1)
         rows = rows[(rows["probe"] == "linear") & (rows["metric"] == "auroc")].set_index("concept")
         auroc[positions] = rows["value"]
@@ -143,10 +141,10 @@ def main(
                         str(dataset), "--out", str(sweep_dir), "--max-positions", str(positions), "--jobs", str(jobs),
                         "--seed", str(seed)], check=True)
         seconds = time.perf_counter() - start
-        import pandas as pd
+        from probes.sweep_folder import BASELINE, SKIPPED, read_results
 
-        results = pd.read_parquet(sweep_dir / "results.parquet")
-        networks = results[results["run"] != "baseline"]
+        results = read_results(sweep_dir)
+        networks = results[~results["role"].isin([BASELINE, SKIPPED])]
         report["sweep"] = {
             "seconds": round(seconds, 1), "minutes": round(seconds / 60, 1), "jobs": jobs, "rows": len(results),
             "networks": int(networks[["run", "checkpoint_step"]].drop_duplicates().shape[0]),

@@ -33,7 +33,8 @@ def main(
     from rich.table import Table
 
     from solver import Solver
-    from solver.benchmarks import PONS_SETS, anchor_for, cpu_model, find_set_file, read_set
+    from common.provenance import cpu_model
+    from solver.benchmarks import PONS_SETS, anchor_for, find_set_file, read_set
 
     if positions < 0 or begin_medium < 1:
         raise ValueError(f"--positions must be 0 (all) or more and --begin-medium at least 1, got {positions} "

@@ -4,7 +4,7 @@ Finds the IOI name movers by direct logit attribution (confirmed by patching the
 from ABC prompts), ablates them under zero / mean-ABC / mean-clean / resample-ABC /
 other-template-mean ablation, scores every head by its DLA change (backup score), iterates
 with the top backups ablated too (backup-backup), and compares the rankings across
-distributions. Writes results.json, summary.md and heatmap PNGs.
+distributions (`lm_interp.backup`). Writes results.json, summary.md and heatmap PNGs.
 
     python scripts/lm_backup_heads.py --model tiny
     python scripts/lm_backup_heads.py --model smollm2 --out results/lm_backup_smollm2
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-import time
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -48,39 +48,21 @@ def main(
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
-    from lm_interp import load_model
-    from lm_interp.backup import (
-        DISTRIBUTIONS,
-        backup_analysis,
-        ioi_dataset,
-        parse_heads,
-    )
-    from lm_interp.backup_report import write_report
-
     from common.outputs import prepare_output
+    from lm_interp.backup.report import summary_markdown
+    from lm_interp.backup.run import check_backup_options, run_backup_heads
 
-    for name, value, least in (("--n-per-template", n_per_template, 1), ("--n-movers", n_movers, 1),
-                               ("--depth", depth, 0), ("--backups-per-level", backups_per_level, 1),
-                               ("--n-patch", n_patch, 0)):
-        if value < least:
-            raise ValueError(f"{name} must be at least {least}, got {value}")
+    check_backup_options(n_per_template, n_movers, depth, backups_per_level, n_patch)
     out = prepare_output(out, f"lm_backup_{Path(model).name}", overwrite=overwrite, finished=("results.json",))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(1)
-    t0 = time.perf_counter()
-    lm = load_model(model)
-    cfg = lm.model.cfg
-    chosen = parse_heads(movers, cfg.n_layers, cfg.n_heads)
-    dists = [d.strip() for d in distributions.split(",")] if distributions else list(DISTRIBUTIONS)
-    groups = ioi_dataset(lm, n_per_template, split, templates.split(",") if templates else None, seed)
-    result = backup_analysis(lm, groups, n_movers, chosen, dists, depth, backups_per_level, n_patch,
-                             backup_fraction, negative_fraction, seed, backup_pool, progress=True)
-    result = {"model": lm.spec, "description": lm.description, **result,
-              "seconds": round(time.perf_counter() - t0, 1),
-              "command": "python scripts/lm_backup_heads.py " + " ".join(os.sys.argv[1:])}
-    for p in write_report(result, out):
-        print(p)
-    print((out / "summary.md").read_text())
+    result = run_backup_heads(
+        model, out, n_per_template, split, templates.split(",") if templates else None, movers, n_movers,
+        [d.strip() for d in distributions.split(",")] if distributions else None, depth, backups_per_level,
+        n_patch, backup_fraction, negative_fraction, seed, backup_pool,
+        command="python scripts/lm_backup_heads.py " + " ".join(sys.argv[1:]))
+    print(summary_markdown(result))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

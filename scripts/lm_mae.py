@@ -51,53 +51,32 @@ def main(
     import torch
     from rich.console import Console
 
-    from common.atomic import atomic_write_text
-    from lm_interp import load_model
-    from lm_interp.mae_model import check_neuron
-    from lm_interp.mae_pipeline import MAEConfig
-    from lm_interp.mae_run import corpus_windows, explain_lm_neuron, scan as scan_neurons, write_neuron
+    from common.outputs import prepare_output
+    from lm_interp.mae.pipeline import MAEConfig
+    from lm_interp.mae.run import check_mae_options, run_mae
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(1)
     if neuron is None and not scan:
         raise typer.BadParameter("give --neuron N or --scan")
-    for name, value in (("--top-k", top_k), ("--n-docs", n_docs), ("--window", window), ("--step", step),
-                        ("--scan-top", scan_top), ("--scan-candidates", scan_candidates)):
-        if value < 1:
-            raise ValueError(f"{name} must be at least 1, got {value}")
-    from common.outputs import prepare_output
-
+    check_mae_options(neuron, scan, top_k=top_k, n_docs=n_docs, window=window, step=step, scan_top=scan_top,
+                      scan_candidates=scan_candidates)
     out = prepare_output(out, f"lm_mae_{Path(model).name}", overwrite=overwrite)
-    lm = load_model(model)
-    check_neuron(lm, layer, neuron)
     cfg = MAEConfig(k=top_k, fraction=fraction, step=step, drop_single=drop_single, n_substitutes=n_substitutes,
                     threshold=threshold)
-    train, held = corpus_windows(lm, corpus, n_docs, window, seed)
+    run = run_mae(model, layer, out, neuron, cfg, corpus, n_docs, window, None if backend == "none" else backend,
+                  backend_path, pool, scan, scan_top, scan_candidates, seed)
     console = Console()
-    neurons = [neuron] if neuron is not None else []
-    if scan:
-        import json
-
-        rows = scan_neurons(lm, layer, train, held, MAEConfig(k=min(top_k, 10), fraction=fraction, step=step),
-                            scan_candidates)
-        rows = [{**r, "scan_k": min(top_k, 10)} for r in rows]
-        atomic_write_text(json.dumps({"model": lm.spec, "layer": layer, "ranked": rows}, indent=1),
-                          out / f"scan_L{layer}.json")
-        for r in rows[:10]:
-            console.print(f"L{layer} N{r['neuron']}: quick N2G F1 {r['f1']:.3f} (raw examples {r['baseline_f1']:.3f}, "
-                          f"firing rate {r['firing_rate']:.4f})")
-        neurons += [r["neuron"] for r in rows[:scan_top] if r["neuron"] not in neurons]
-    for n in neurons:
-        report = explain_lm_neuron(lm, layer, n, train, held, cfg, None if backend == "none" else backend,
-                                   backend_path, corpus, pool=pool)
-        write_neuron(report, out)
+    for r in run.scan[:10]:
+        console.print(f"L{layer} N{r['neuron']}: quick N2G F1 {r['f1']:.3f} (raw examples {r['baseline_f1']:.3f}, "
+                      f"firing rate {r['firing_rate']:.4f})")
+    for report in run.reports:
         s, f = report["summary"], report["fidelity"]
-        console.print(f"L{layer} N{n}: max {s['neuron_max']:.3f}, length {s['mean_original_length']:.1f} -> MAE "
-                      f"{s['mean_mae_length']:.1f}, {s['n_positive']} positive / {s['n_negative']} negative; "
+        console.print(f"L{layer} N{report['neuron']}: max {s['neuron_max']:.3f}, length {s['mean_original_length']:.1f}"
+                      f" -> MAE {s['mean_mae_length']:.1f}, {s['n_positive']} positive / {s['n_negative']} negative; "
                       f"F1 N2G {f['n2g']['f1']:.3f} vs raw {f['raw_examples']['f1']:.3f} "
                       f"(pivot token {f['pivot_token']['f1']:.3f}) [{report['seconds']} s]")
     console.print(f"wrote {out}")
-
 
 if __name__ == "__main__":
     from common.cli import run_app

@@ -51,7 +51,7 @@ def main(
         raise ValueError(f"--out {target} is a folder; give a file name ending in .npz")
     check_writable(target, "--out")  # before any search, not after it
     from solver import Solver
-    from solver.book import build_book
+    from solver.book_building import build_book
 
     solver = Solver(width, height, tt_log2=tt_log2)
     checkpoint = target.with_suffix(".checkpoint.json")

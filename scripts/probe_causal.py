@@ -50,7 +50,8 @@ def main(
     from rich.console import Console
     from rich.table import Table
 
-    from agents.causal import plot_erasure, plot_steering, run_causal_suite, summary_rows
+    from agents.causal import plot_erasure, plot_steering, summary_rows
+    from agents.connect4.causal import run_causal_suite
     from agents.checkpoints import load_agent_for_game
     from agents.network import probe_layers
     from common.atomic import atomic_write_text

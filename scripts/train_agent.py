@@ -81,7 +81,8 @@ def main(
 
     import games
     from agents.evaluation import agent_description, summarise
-    from agents.selfplay import read_evaluations, resumable_config, train
+    from agents.runs import read_evaluations
+    from agents.selfplay import resumable_config, train
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

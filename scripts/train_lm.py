@@ -41,7 +41,7 @@ def main(
     from rich.console import Console
     from rich.table import Table
 
-    from lm_interp.train import TrainConfig, train_tiny_lm
+    from lm_interp.train import LMTrainConfig, train_tiny_lm
 
     from common.outputs import prepare_output
 
@@ -54,7 +54,7 @@ def main(
     if not existed:
         out.rmdir()  # the trainer writes the folder atomically as a whole
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    config = TrainConfig(seed=seed, world_seed=world_seed, steps=steps, batch_size=batch_size, block_size=block_size,
+    config = LMTrainConfig(seed=seed, world_seed=world_seed, steps=steps, batch_size=batch_size, block_size=block_size,
                          lr=lr, dropout=dropout, head_dropout=head_dropout, d_model=d_model, n_layer=n_layer,
                          n_head=n_head, n_examples=n_examples, eval_every=eval_every, threads=threads)
     result = train_tiny_lm(config, out, progress=progress)

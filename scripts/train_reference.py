@@ -42,7 +42,8 @@ def main(
 
     from common.outputs import check_writable
     from agents.network import NetworkConfig
-    from agents.reference import ReferenceConfig, read_manifest, train_reference
+    from agents.reference import ReferenceConfig, train_reference
+    from games.datasets import read_manifest
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not (dataset / "positions.parquet").exists():
@@ -62,7 +63,7 @@ def main(
     check_writable(run_dir / "config.json", "--out")
     final = train_reference(config, run_dir, progress=progress)
     print(f"reference network: {final}")
-    from agents.selfplay import read_evaluations
+    from agents.runs import read_evaluations
 
     last = read_evaluations(run_dir)[-1]
     print("held-out:", {k: round(v, 3) for k, v in last["holdout"].items()})

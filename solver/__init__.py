@@ -11,7 +11,8 @@ loses. A side that wins with its k-th stone scores ``W*H // 2 + 1 - k`` (on 7x6,
     >>> Solver().solve("44444")        # doctest: +SKIP
 """
 
-from solver.book import OpeningBook, build_book, load_default_book
+from solver.book import OpeningBook, load_default_book
+from solver.book_building import build_book
 from solver.engine import Solver, analyze, default_solver, solve
 from solver.search import PONS_PART12
 

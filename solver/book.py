@@ -1,9 +1,8 @@
 """Opening books: exact scores of every position up to a depth, keyed by canonical key.
 
-A book is built bottom-up: every live position with exactly `depth` stones is solved by
-search, then shallower positions follow by plain minimax over their children (all in
-the book or finished), so only the deepest level costs search time. The solver looks
-positions with at most `depth` stones up in the book instead of searching them.
+This module owns the book format and knows no search (`solver.engine` imports it, never
+the reverse); `solver.book_building.build_book` builds books with a `Solver`. The solver
+looks positions with at most `depth` stones up in the book instead of searching them.
 
 Books are saved as ``.npz`` (written to a temporary file, then renamed) and found by
 `load_default_book`: first a book shipped in ``solver/books/``, then one in the user's
@@ -24,17 +23,13 @@ import logging
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import numpy as np
 
-from common.atomic import atomic_target, atomic_write_text
+from common.atomic import atomic_target
 from common.provenance import cache_dir
-from games.connect4.enumerate import positions_by_ply
-from games.connect4.position import BoardSize, Position
-
-if TYPE_CHECKING:  # pragma: no cover
-    from solver.engine import Solver
+from games.connect4.position import Position
 
 logger = logging.getLogger(__name__)
 
@@ -148,56 +143,3 @@ def minimax_from_children(position: Position, child_score: Callable[[Position], 
     if best is None:
         raise ValueError("minimax_from_children needs a live position")
     return best
-
-
-def build_book(
-    depth: int,
-    solver: "Solver",
-    *,
-    checkpoint: str | Path | None = None,
-    progress: bool = True,
-) -> OpeningBook:
-    """Build the book of every live position with at most `depth` stones.
-
-    :param solver: the solver that searches the deepest level (its board size is used).
-    :param checkpoint: JSON file of deepest-level results, saved as they come and read
-        back on restart, so an interrupted build resumes where it stopped.
-    :param progress: show a progress bar.
-    """
-    size: BoardSize = solver.size
-    if depth < 0 or depth >= size.n_squares:
-        raise ValueError(f"book depth must be in 0..{size.n_squares - 1}, got {depth}")
-    levels = positions_by_ply(depth, size.width, size.height, canonical=True)
-    done: dict[int, int] = {}
-    ckpt = Path(checkpoint) if checkpoint else None
-    if ckpt and ckpt.exists():
-        saved = json.loads(ckpt.read_text())
-        if (saved["width"], saved["height"], saved["depth"]) != (size.width, size.height, depth):
-            raise ValueError(f"checkpoint {ckpt} is for another book ({saved['width']}x{saved['height']}, depth {saved['depth']})")
-        done = {int(k): int(v) for k, v in saved["scores"].items()}
-        logger.info("resuming book build: %d of %d deepest positions already solved", len(done), len(levels[depth]))
-
-    def save_checkpoint() -> None:
-        if ckpt is None:
-            return
-        payload = {"width": size.width, "height": size.height, "depth": depth, "scores": {str(k): v for k, v in done.items()}}
-        atomic_write_text(json.dumps(payload), ckpt)
-
-    todo = [p for p in levels[depth] if p.canonical_key() not in done]
-    iterator = todo
-    if progress:
-        from tqdm import tqdm
-
-        iterator = tqdm(todo, desc=f"solving {len(levels[depth])} positions at depth {depth}", unit="pos")
-    for i, p in enumerate(iterator):
-        done[p.canonical_key()] = solver.solve(p)
-        if ckpt is not None and (i % 25 == 24 or i == len(todo) - 1):
-            save_checkpoint()
-
-    scores: dict[int, int] = dict(done)
-    for ply in range(depth - 1, -1, -1):
-        for p in levels[ply]:
-            scores[p.canonical_key()] = minimax_from_children(p, lambda c: scores[c.canonical_key()])
-    keys = np.array(sorted(scores), dtype=np.uint64)
-    values = np.array([scores[int(k)] for k in keys], dtype=np.int8)
-    return OpeningBook(size.width, size.height, depth, keys, values)

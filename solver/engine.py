@@ -16,9 +16,10 @@ from typing import Iterable
 
 import numpy as np
 
+from common.intrinsics import read_cycle_counter
 from games.connect4.position import BoardSize, Position
 from solver import search
-from solver.book import OpeningBook
+from solver.book import OpeningBook, load_default_book
 
 logger = logging.getLogger(__name__)
 
@@ -31,13 +32,11 @@ DEFAULT_FLAGS = search.USE_PREFETCH | search.USE_TWO_TIER | search.USE_TT_MOVE  
 @functools.lru_cache(maxsize=1)
 def cycles_per_second() -> float:
     """Rate of the CPU time-stamp counter, calibrated once against `time.perf_counter`."""
-    from games._intrinsics import read_cycle_counter as read
-
-    read()
-    t0, c0 = time.perf_counter(), read()
+    read_cycle_counter()  # compile or load it before timing
+    t0, c0 = time.perf_counter(), read_cycle_counter()
     while time.perf_counter() - t0 < 0.05:
         pass
-    t1, c1 = time.perf_counter(), read()
+    t1, c1 = time.perf_counter(), read_cycle_counter()
     return (c1 - c0) / (t1 - t0)
 
 
@@ -244,7 +243,5 @@ def default_solver(width: int = 7, height: int = 6) -> Solver:
     """A process-wide `Solver` per board size (with the shipped or cached book, if any)."""
     key = (width, height)
     if key not in _DEFAULT_SOLVERS:
-        from solver.book import load_default_book
-
         _DEFAULT_SOLVERS[key] = Solver(width, height, book=load_default_book(width, height))
     return _DEFAULT_SOLVERS[key]

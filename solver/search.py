@@ -49,8 +49,9 @@ import time
 import numpy as np
 from numba import njit, types, uint64
 
-from games._intrinsics import cycle_counter, leading_zeros64, prefetch
-from games.connect4.bitboard import ONE, ZERO, board_mask, bottom_mask, mirror, popcount, winning_squares
+from common.intrinsics import cycle_counter, leading_zeros64, prefetch
+from games.connect4.bitboard import (ONE, ZERO, board_mask, bottom_mask, canonical_key, mirror, popcount,
+                                     winning_squares)
 from games.connect4.position import BoardSize
 
 logger = logging.getLogger(__name__)
@@ -154,14 +155,6 @@ def column_bits(col, height):
 def centre_first(i, width):
     """The i-th column in centre-first order: 3, 2, 4, 1, 5, 0, 6 on seven columns."""
     return width // 2 + (1 - 2 * (i % 2)) * ((i + 1) // 2)
-
-
-@njit(cache=True, inline="always")
-def canonical_key(cur, mask, width, height):
-    """Mirror-aware key (the smaller of the position's and its mirror image's)."""
-    key = cur + mask
-    mkey = mirror(cur, width, height) + mirror(mask, width, height)
-    return mkey if mkey < key else key
 
 
 @njit(cache=True, inline="always")

@@ -21,7 +21,8 @@ from agents.checkpoints import (
 from agents.evaluation import LabelledSet, PolicyPlayer, move_quality, play_games
 from agents.network import BoardPolicy, BoardResNet, NetworkConfig, probe_layers
 from agents.pool import OpponentPool
-from agents.selfplay import TrainConfig, read_evaluations, train
+from agents.runs import read_evaluations
+from agents.selfplay import TrainConfig, train
 from games.connect4.players import WIN, AlphaBetaPlayer, lines_of_four, win_or_block
 from games.connect4.position import Position
 from games.envs.vector import SelfPlayVecEnv
@@ -583,28 +584,24 @@ def test_dataset_with_agent_self_play_source(tiny_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_probe_sweep_script_on_a_tiny_run(tiny_run, tmp_path):
-    import subprocess
-    import sys
-
+def test_probe_sweep_on_a_tiny_run(tiny_run, tmp_path):
     import pandas as pd
 
-    from agents.probing import run_entries
+    from agents.probing import probe_runs, run_entries
     from games.datasets import build_dataset
+    from probes.sweep_folder import read_info
 
     run, _ = tiny_run
     entries = run_entries(run, checkpoints=1, random_seeds=1)
     assert [e.run for e in entries] == [run.name, "random-0", "input"]
+    assert [e.role for e in entries] == ["agent", "random-weights", "input"]
     assert ("features_extractor.stem", True) in entries[0].layers
     data = tmp_path / "data"
     build_dataset("tictactoe", 150, data, seed=0, jobs=1, concepts=["win_in_1", "threat_squares_me", "value",
                                                                     "good_moves"], progress=False)
-    root = Path(__file__).resolve().parents[1]
     out = tmp_path / "sweep"
-    done = subprocess.run([sys.executable, str(root / "scripts" / "probe_sweep.py"), "--run", str(run), "--dataset",
-                           str(data), "--out", str(out), "--checkpoints", "1", "--random-seeds", "1", "--jobs", "1"],
-                          capture_output=True, text=True, cwd=root, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
+    outcome = probe_runs([run], data, out, checkpoints=1, random_seeds=1, jobs=1, progress=False)
+    assert outcome.results == out / "results.parquet" and read_info(out) == outcome.info
     df = pd.read_parquet(out / "results.parquet")
     assert {"win_in_1", "threat_squares_me", "value"} <= set(df["concept"]) and "good_moves" not in set(df["concept"])
     assert {run.name, "random-0", "input", "baseline"} == set(df["run"])

@@ -11,7 +11,7 @@ import pytest
 
 import games
 from games.concepts import label
-from games.datasets import build_dataset, parse_sources, sample_positions, stratify
+from games.datasets import build_dataset, parse_sources, read_dataset, sample_positions, stratify
 
 
 def test_sources_and_errors():
@@ -57,6 +57,9 @@ def test_build_resume_and_labels(tmp_path, game_name, kwargs):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["counts"]["positions"] == 120 and manifest["seed"] == 1
     assert {c["name"] for c in manifest["concept_metadata"]} == set(df.columns[4:])
+    read = read_dataset(out)  # the one reader of the folder gives back what was written
+    assert read.manifest == manifest and read.positions.equals(df) and repr(read.game) == repr(games.get(game_name, **kwargs))
+    assert list(read.concept_kinds) == [c["name"] for c in manifest["concept_metadata"]]
     # labels equal a direct computation
     game = games.get(game_name, **kwargs)
     states = [game.parse(t) for t in df["moves"]]
@@ -238,3 +241,17 @@ def test_resume_keeps_the_batch_size_it_started_with(tmp_path):
     assert {p: p.stat().st_mtime_ns for p in (out / "parts").glob("part-*.parquet")} == parts
     with pytest.raises(ValueError, match="being labelled in batches of 10 positions; rerun without --batch-size"):
         build_dataset("tictactoe", 30, out, concepts=["win_in_1"], jobs=1, batch_size=7, progress=False)
+
+
+def test_read_dataset_names_the_missing_or_damaged_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="manifest.json does not exist"):
+        read_dataset(tmp_path)
+    (tmp_path / "manifest.json").write_text("{")
+    with pytest.raises(ValueError, match="manifest.json is not valid JSON"):
+        read_dataset(tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps({"game": "tictactoe", "concept_metadata": []}))
+    with pytest.raises(FileNotFoundError, match="positions.parquet does not exist"):
+        read_dataset(tmp_path)
+    (tmp_path / "positions.parquet").write_bytes(b"PAR1 truncated")
+    with pytest.raises(ValueError, match="cannot be read as Parquet"):
+        read_dataset(tmp_path)

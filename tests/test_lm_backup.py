@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -18,8 +19,7 @@ from torch import nn
 from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
-from lm_interp.ablation import Reference
-from lm_interp.backup import (
+from lm_interp.backup.analysis import (
     DISTRIBUTIONS,
     IOIGroup,
     backup_analysis,
@@ -33,8 +33,9 @@ from lm_interp.backup import (
     rank_correlation,
     z_hooks,
 )
-from lm_interp.dla import Readout
-from lm_interp.tokenizer import TokenBatch
+from lm_interp.machinery.ablation import Reference
+from lm_interp.machinery.dla import Readout
+from lm_interp.models.tokenizer import TokenBatch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(1)
@@ -121,35 +122,38 @@ def test_dla_components_add_up_to_the_logit_difference_on_the_constructed_model(
 def test_constructed_backup_head_is_found_under_every_distribution(toy):
     g = _toy_group()
     r = backup_analysis(toy, [g], movers=[(0, 0)], depth=1, n_patch=4, progress=False)
-    dla = np.array(r["clean_dla"])
-    assert r["movers"] == ["0.0"] and "0.1" in r["negative_heads"]
-    zero = r["sweeps"]["zero"][0]
+    dla = np.array(r.clean_dla)
+    assert r.movers == ["0.0"] and "0.1" in r.negative_heads
+    zero = r.sweeps["zero"][0]
     # frozen scale: the backup writes 1.8 E[IO] where the mover wrote 2 E[IO] -> 0.9 of its DLA
-    assert np.array(zero["delta_dla_frozen_scale"])[1, 0] == pytest.approx(0.9 * dla[0, 0], rel=1e-4)
-    assert zero["top_backups"][0]["head"] == "1.0" and zero["backups"] == ["1.0"]
-    assert abs(np.array(zero["delta_dla_frozen_scale"])[1, 1]) < 1e-5  # the unrelated head does not move
-    assert {n["head"] for n in zero["negative_heads"]} == {"0.1"}
-    verdicts = r["robustness"]["verdicts"]
-    assert verdicts["1.0"]["verdict"] == "all" and set(verdicts) == {"1.0"}
+    assert np.array(zero.delta_dla_frozen_scale)[1, 0] == pytest.approx(0.9 * dla[0, 0], rel=1e-4)
+    assert zero.top_backups[0].head == "1.0" and zero.backups == ["1.0"]
+    assert abs(np.array(zero.delta_dla_frozen_scale)[1, 1]) < 1e-5  # the unrelated head does not move
+    assert {n.head for n in zero.negative_heads} == {"0.1"}
+    verdicts = r.robustness.verdicts
+    assert verdicts["1.0"].verdict == "all" and set(verdicts) == {"1.0"}
     for dist in DISTRIBUTIONS:
-        level0 = r["sweeps"][dist][0]
-        assert level0["top_backups"][0]["head"] == "1.0" and level0["top_backups"][0]["delta_dla"] > 0.5 * dla[0, 0]
-        assert level0["compensation"] > 0.5 * dla[0, 0]
+        level0 = r.sweeps[dist][0]
+        assert level0.top_backups[0].head == "1.0" and level0.top_backups[0].delta_dla > 0.5 * dla[0, 0]
+        assert level0.compensation > 0.5 * dla[0, 0]
     # backup-backup: with 0.0 and 1.0 ablated nothing is left to compensate
-    level1 = r["sweeps"]["zero"][1]
-    assert level1["ablated"] == ["0.0", "1.0"] and level1["logit_diff"] < zero["logit_diff"] - 0.5 * dla[0, 0]
-    assert level1["backups"] == []
-    patched = {p["head"]: p for p in r["patching"]}
-    assert patched["0.0"]["confirmed"] and patched["0.0"]["ld_drop"] > 0
+    level1 = r.sweeps["zero"][1]
+    assert level1.ablated == ["0.0", "1.0"] and level1.logit_diff < zero.logit_diff - 0.5 * dla[0, 0]
+    assert level1.backups == []
+    patched = {p.head: p for p in r.patching}
+    assert patched["0.0"].confirmed and patched["0.0"].ld_drop > 0
 
 
 def test_emergence_summary_of_the_constructed_model(toy):
-    from lm_interp.backup_emergence import EMERGENCE_DISTRIBUTIONS, summarise
+    from lm_interp.backup.emergence import (
+        EMERGENCE_DISTRIBUTIONS,
+        summarise_backup_strength,
+    )
 
     r = backup_analysis(toy, [_toy_group()], movers=[(0, 0)], distributions=EMERGENCE_DISTRIBUTIONS, depth=0,
                         n_patch=0, progress=False)
-    s = summarise(r)
-    dla00 = r["movers_dla"]["0.0"]
+    s = summarise_backup_strength(r)
+    dla00 = r.movers_dla["0.0"]
     assert s["removed_dla"] == pytest.approx(dla00, abs=1e-3)
     assert s["robust_backup_delta_dla_frozen_scale"] == pytest.approx(0.9 * dla00, rel=1e-2)
     assert all(v["top_head"] == "1.0" for v in s["per_distribution"].values())
@@ -243,20 +247,20 @@ def test_tiny_dla_sum_reproduces_the_logit_difference(tiny):
 
 
 def test_tiny_end_to_end_writes_the_report(tiny, tmp_path):
-    from lm_interp.backup_report import write_report
+    from lm_interp.backup.report import write_backup_report
 
     groups = ioi_dataset(tiny, 8, "heldout")
     assert all(torch.equal(g.clean_batch.lengths, g.abc_batch.lengths) for g in groups)
     assert all(p.s2 not in p.names for g in groups for p in g.abc)
     r = backup_analysis(tiny, groups, n_movers=2, depth=1, n_patch=4, progress=False)
-    assert r["clean"]["accuracy"] > 0.9 and r["clean"]["dla_sum_max_abs_error"] < 1e-3
-    assert set(r["sweeps"]) == set(DISTRIBUTIONS) and len(r["movers"]) == 2
-    first = min(int(h.split(".")[0]) for h in r["movers"])
-    for levels in r["sweeps"].values():
-        frozen = np.array(levels[0]["delta_dla_frozen_scale"])
+    assert r.clean.accuracy > 0.9 and r.clean.dla_sum_max_abs_error < 1e-3
+    assert set(r.sweeps) == set(DISTRIBUTIONS) and len(r.movers) == 2
+    first = min(int(h.split(".")[0]) for h in r.movers)
+    for levels in r.sweeps.values():
+        frozen = np.array(levels[0].delta_dla_frozen_scale)
         assert np.abs(frozen[:first]).max() < 1e-4  # heads upstream of every ablated head cannot change
-        assert np.isfinite(levels[0]["logit_diff"]) and 0 <= levels[0]["accuracy"] <= 1
-    paths = write_report({"model": "tiny", **r}, tmp_path)
+        assert np.isfinite(levels[0].logit_diff) and 0 <= levels[0].accuracy <= 1
+    paths = write_backup_report(replace(r, model="tiny"), tmp_path)
     assert all(p.exists() and p.stat().st_size > 0 for p in paths)
     assert "Backup name-mover heads" in (tmp_path / "summary.md").read_text()
 
@@ -273,11 +277,11 @@ def test_smollm2_name_movers_and_the_negative_head_that_rises():
     groups = ioi_dataset(smol, 12, "heldout", templates=["heldout0"])
     r = backup_analysis(smol, groups, n_movers=3, distributions=["zero", "mean_abc"], depth=0, n_patch=0,
                         progress=False)
-    assert r["clean"]["logit_diff"] > 2 and r["clean"]["dla_sum_max_abs_error"] < 1e-2
-    assert "23.3" in r["movers"]
-    assert "24.4" in r["negative_heads"]
+    assert r.clean.logit_diff > 2 and r.clean.dla_sum_max_abs_error < 1e-2
+    assert "23.3" in r.movers
+    assert "24.4" in r.negative_heads
     for dist in ("zero", "mean_abc"):
-        delta = np.array(r["sweeps"][dist][0]["delta_dla"])
-        frozen = np.array(r["sweeps"][dist][0]["delta_dla_frozen_scale"])
+        delta = np.array(r.sweeps[dist][0].delta_dla)
+        frozen = np.array(r.sweeps[dist][0].delta_dla_frozen_scale)
         assert delta[24, 4] > 0.5 and delta[24, 4] == delta.max()
         assert np.abs(frozen[:23]).max() < 1e-3  # upstream of every mover: only the norm can change them

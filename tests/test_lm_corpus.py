@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from lm_interp import corpus as C
-from lm_interp.tokenizer import encode, train_word_tokenizer, unknown_words
-from lm_interp.world import RELATIONS, make_world
+from lm_interp.models import corpus as C
+from lm_interp.models.tokenizer import encode, train_word_tokenizer, unknown_words
+from lm_interp.models.world import RELATIONS, make_world
 
 
 @pytest.fixture(scope="module")

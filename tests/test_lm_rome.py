@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
-import sys
 
 import pytest
 import torch
@@ -15,8 +13,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(1)
 
 from lm_interp import load_model  # noqa: E402
-from lm_interp.edit_cases import EditCase, Probe, keep_known, tiny_cases  # noqa: E402
-from lm_interp.edit_eval import (  # noqa: E402
+from lm_interp.editing.cases import EditCase, Probe, keep_known, tiny_cases  # noqa: E402
+from lm_interp.editing.evaluation import (  # noqa: E402
     aggregate,
     case_metrics,
     kl_nats,
@@ -24,11 +22,10 @@ from lm_interp.edit_eval import (  # noqa: E402
     pair_metrics,
     run_probes,
 )
-from lm_interp.editing import EditRequest, MLPProjection, score_targets  # noqa: E402
-from lm_interp.ft_edit import FTConfig, finetune_edit  # noqa: E402
-from lm_interp.models import REPO_ROOT  # noqa: E402
-from lm_interp.rome import ROMEConfig, ROMEEditor, rank_one_update  # noqa: E402
-from lm_interp.world import make_world  # noqa: E402
+from lm_interp.editing.finetune import FTConfig, finetune_edit  # noqa: E402
+from lm_interp.editing.rome import ROMEConfig, ROMEEditor, rank_one_update  # noqa: E402
+from lm_interp.editing.weights import EditRequest, MLPProjection, score_targets  # noqa: E402
+from lm_interp.models.world import make_world  # noqa: E402
 
 # ------------------------------------------------------------------------------ the closed form
 
@@ -167,7 +164,7 @@ def test_rome_edit_of_the_tiny_model_succeeds_reaches_the_bridge_and_restores(ti
     editor = ROMEEditor(tiny, ROMEConfig(layer=1, ridge=0.1, cov_corpus="generated", cov_n_texts=200)).prepare()
     before = score_targets(tiny, [r.prompt], [(r.target_new, r.target_true)]).prob[0]
     assert before[0] < before[1]
-    from lm_interp.tokenizer import encode
+    from lm_interp.models.tokenizer import encode
 
     batch = encode(tiny.tokenizer, [r.prompt], tiny.prepend_bos)
     new_id = tiny.tokenizer(" " + r.target_new, add_special_tokens=False)["input_ids"][0]
@@ -216,7 +213,7 @@ def test_errors_are_clear(tiny):
 
 
 def test_causal_trace_on_the_tiny_model(tiny):
-    from lm_interp.tracing import causal_trace
+    from lm_interp.machinery.tracing import causal_trace
 
     case = tiny_cases(make_world(0), 1)[0]
     r = case.request
@@ -228,22 +225,17 @@ def test_causal_trace_on_the_tiny_model(tiny):
     assert grid[-1, -1] == pytest.approx(tr["p_clean"], abs=1e-4)
 
 
-def test_script_writes_json_table_and_pngs(tmp_path):
-    from typer.testing import CliRunner
+def test_run_writes_json_table_and_pngs(tmp_path):
+    from lm_interp.editing.report import read_rome_report
+    from lm_interp.editing.run import run_rome
 
-    sys.path.insert(0, str(REPO_ROOT / "scripts"))
-    spec = importlib.util.spec_from_file_location("lm_rome_script", REPO_ROOT / "scripts" / "lm_rome.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
     out = tmp_path / "run"
-    args = ["--model", "tiny", "--editor", "rome,ft-l", "--n-edits", "2", "--trace-cases", "1", "--out", str(out),
-            "--cov-n-texts", "100", "--v-steps", "10"]
-    result = CliRunner().invoke(script.app, args)
-    assert result.exit_code == 0, result.output
+    run_rome("tiny", out, editors="rome,ft-l", n_edits=2, trace_cases=1, cov_n_texts=100, v_steps=10)
     report = json.loads((out / "summary.json").read_text())
     assert report["n_edits"] == 2 and set(report["summary"]) == {"unedited", "rome", "ft-l"}
     assert "| metric | unedited | ROME | FT-L |" in (out / "table.md").read_text()
     assert (out / "causal_trace.png").stat().st_size > 0 and (out / "probabilities.png").stat().st_size > 0
     assert len(list((out / "edits" / "rome").glob("*.json"))) == 2
-    bad = CliRunner().invoke(script.app, ["--editor", "memit", "--out", str(out)])
-    assert bad.exit_code != 0
+    assert read_rome_report(out).to_json() == report
+    with pytest.raises(ValueError, match="unknown editors"):
+        run_rome("tiny", out, editors="memit")

@@ -35,9 +35,9 @@ def test_loads_and_says_what_it_is(smol):
 
 
 def test_ioi_logit_difference_is_positive(smol):
-    from lm_interp.corpus import IOI_NAMES, ioi_prompts
-    from lm_interp.metrics import evaluate_ioi
-    from lm_interp.tokenizer import single_token_words
+    from lm_interp.machinery.metrics import evaluate_ioi
+    from lm_interp.models.corpus import IOI_NAMES, ioi_prompts
+    from lm_interp.models.tokenizer import single_token_words
 
     names = single_token_words(smol.tokenizer, IOI_NAMES)
     assert len(names) >= 10
@@ -47,8 +47,8 @@ def test_ioi_logit_difference_is_positive(smol):
 
 
 def test_knows_a_famous_fact(smol):
-    from lm_interp.metrics import last_token_logits
-    from lm_interp.tokenizer import encode, word_token_id
+    from lm_interp.machinery.metrics import last_token_logits
+    from lm_interp.models.tokenizer import encode, word_token_id
 
     batch = encode(smol.tokenizer, ["The Eiffel Tower is located in the city of"], smol.prepend_bos)
     top = last_token_logits(smol.model, batch).argmax(-1).item()
@@ -56,10 +56,10 @@ def test_knows_a_famous_fact(smol):
 
 
 def test_probe_demo_small(smol):
-    from lm_interp.probing import probe_layers, subject_prompts
-    from lm_interp.real_facts import PROBE_CONTEXTS, real_world
+    from lm_interp.machinery.probing import fit_layer_probes, subject_prompts
+    from lm_interp.models.real_facts import PROBE_CONTEXTS, real_world
 
     prompts = subject_prompts(real_world(), PROBE_CONTEXTS[:2])
-    rows = probe_layers(smol, prompts, layers=[6, 15], n_boot=0, batch_size=32)
+    rows = fit_layer_probes(smol, prompts, layers=[6, 15], n_boot=0, batch_size=32)
     assert len(rows) == 3 and all(0.0 <= r.accuracy <= 1.0 for r in rows)
     assert max(r.accuracy for r in rows[1:]) > rows[0].majority

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 
@@ -12,15 +11,20 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(1)
 
-from lm_interp import corpus as C  # noqa: E402
 from lm_interp import load_model  # noqa: E402
-from lm_interp.ablation import Reference, Site, head_sites, run_ablated  # noqa: E402
-from lm_interp.hooks import hook_name, run_with_cache  # noqa: E402
-from lm_interp.metrics import answer_ids, evaluate_facts, evaluate_ioi, ioi_metric  # noqa: E402
-from lm_interp.models import REPO_ROOT, TINY_DIR  # noqa: E402
-from lm_interp.patching import activation_patching, ioi_metric_fn  # noqa: E402
-from lm_interp.tokenizer import encode, unknown_words  # noqa: E402
-from lm_interp.world import make_world  # noqa: E402
+from lm_interp.machinery.ablation import Reference, Site, head_sites, run_ablated  # noqa: E402
+from lm_interp.machinery.hooks import hook_name, run_with_cache  # noqa: E402
+from lm_interp.machinery.metrics import (  # noqa: E402
+    answer_ids,
+    evaluate_facts,
+    evaluate_ioi,
+    ioi_metric,
+)
+from lm_interp.machinery.patching import activation_patching, ioi_metric_fn  # noqa: E402
+from lm_interp.models import corpus as C  # noqa: E402
+from lm_interp.models.loading import TINY_DIR  # noqa: E402
+from lm_interp.models.tokenizer import encode, unknown_words  # noqa: E402
+from lm_interp.models.world import make_world  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -130,25 +134,24 @@ def test_raw_weight_edits_reach_the_bridge():
 
 
 def test_probe_demo_pipeline_on_tiny(tiny, world):
-    from lm_interp.probing import probe_layers, subject_prompts, tiny_probe_contexts
+    from lm_interp.machinery.probing import (
+        fit_layer_probes,
+        subject_prompts,
+        tiny_probe_contexts,
+    )
 
     prompts = subject_prompts(world, tiny_probe_contexts()[:4])
-    rows = probe_layers(tiny, prompts, layers=[0, tiny.model.cfg.n_layers - 1], n_boot=0)
+    rows = fit_layer_probes(tiny, prompts, layers=[0, tiny.model.cfg.n_layers - 1], n_boot=0)
     assert [r.layer for r in rows] == ["blocks.0.hook_resid_pre", "blocks.0.hook_resid_post",
                                        f"blocks.{tiny.model.cfg.n_layers - 1}.hook_resid_post"]
     assert all(0.0 <= r.accuracy <= 1.0 for r in rows) and rows[0].n_test > 0
 
 
-def test_short_retrain_through_the_script(tmp_path):
-    from typer.testing import CliRunner
+def test_short_retrain(tmp_path):
+    from lm_interp.train import LMTrainConfig, train_tiny_lm
 
-    spec = importlib.util.spec_from_file_location("train_lm_script", REPO_ROOT / "scripts" / "train_lm.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
     out = tmp_path / "tiny"
-    result = CliRunner().invoke(script.app, ["--out", str(out), "--steps", "3", "--no-progress", "--n-examples", "64",
-                                             "--eval-every", "0"])
-    assert result.exit_code == 0, result.output
+    train_tiny_lm(LMTrainConfig(steps=3, n_examples=64, eval_every=0, threads=1), out, progress=False)
     recipe = json.loads((out / "recipe.json").read_text())
     assert recipe["config"]["steps"] == 3 and "ioi_heldout" in recipe["metrics"]
     assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
@@ -160,7 +163,7 @@ def test_corpus_still_reproduces_the_committed_tokenizer(tmp_path, tiny):
     """Guards the checkpoint's reproducibility: a change to the training stream changes the vocabulary counts."""
     import itertools
 
-    from lm_interp.tokenizer import train_word_tokenizer
+    from lm_interp.models.tokenizer import train_word_tokenizer
 
     cfg = tiny.info["recipe"]["config"]
     texts = itertools.islice(C.sentences(make_world(cfg["world_seed"]), cfg["seed"], cfg["mix"], "train"),

@@ -169,18 +169,18 @@ def test_sweep_writes_long_form_results_with_controls_and_resumes(boards, tmp_pa
     x, y, games = boards
     x, y, games = x[:600], y[:600], games[:600]
 
-    def entry(run: str, net: nn.Module) -> ModelEntry:
+    def entry(run: str, net: nn.Module, role: str = "agent") -> ModelEntry:
         def gradients(inputs, layer, target, columns):
             assert target == "out" and columns is None
             return layer_gradients(net, layer, inputs, target=lambda out: out[:, 0])
         return ModelEntry(run, 100, run, hooked_activations(net, ["hidden"]), [("hidden", False)], gradients,
-                          {"out": False}, ["hidden"])
+                          {"out": False}, ["hidden"], role)
 
     planted = PlantedNet(planted=True)
     with torch.no_grad():
         planted.head.weight[0, 16] = 2.0  # the output grows with the concept unit
-    entries = [entry("planted", planted), entry("random-0", PlantedNet(planted=False)),
-               ModelEntry("input", 0, "input", lambda inputs: {"planes": inputs}, [("planes", True)])]
+    entries = [entry("planted", planted), entry("random-0", PlantedNet(planted=False), "random-weights"),
+               ModelEntry("input", 0, "input", lambda inputs: {"planes": inputs}, [("planes", True)], role="input")]
     settings = SweepSettings(n_boot=20, tcav_runs=10)
     concepts = [ConceptLabels("parity", "binary", y),
                 ConceptLabels("stones", "count", x.reshape(len(x), -1).sum(axis=1)),
@@ -189,6 +189,8 @@ def test_sweep_writes_long_form_results_with_controls_and_resumes(boards, tmp_pa
     path = run_sweep(entries, x, concepts, games, keys, tmp_path / "sweep", settings, progress=False)
     df = pd.read_parquet(path)
     assert list(df.columns) == COLUMNS + ["q_value", "significant"]
+    assert dict(df[["run", "role"]].drop_duplicates().values.tolist()) == {
+        "planted": "agent", "random-0": "random-weights", "input": "input", "baseline": "baseline"}
     cell = df[(df.run == "planted") & (df.concept == "parity") & (df.probe == "linear") & (df.metric == "accuracy")]
     assert cell.value.item() > 0.95 and cell.selectivity.item() > 0.3
     rand = df[(df.run == "random-0") & (df.concept == "parity") & (df.probe == "linear") & (df.metric == "accuracy")]
@@ -220,7 +222,7 @@ def test_report_compares_two_runs_layer_by_layer(boards, tmp_path):
     x, y, games = x[:600], y[:600], games[:600]
     entries = [ModelEntry(run, step, f"{run}{step}", hooked_activations(PlantedNet(planted=run == "agent"),
                                                                         ["trunk", "hidden"]),
-                          [("trunk", False), ("hidden", False)])
+                          [("trunk", False), ("hidden", False)], role=run)
                for run in ("agent", "reference") for step in (10, 20)]
     concepts = [ConceptLabels("parity", "binary", y), ConceptLabels("stones", "count", x.reshape(len(x), -1).sum(1))]
     run_sweep(entries, x, concepts, games, np.arange(len(x)), tmp_path, SweepSettings(n_boot=10, tcav_runs=0),
@@ -234,6 +236,26 @@ def test_report_compares_two_runs_layer_by_layer(boards, tmp_path):
     report = write_report(tmp_path).read_text()
     assert "Layer by layer: agent minus reference" in report
     assert (tmp_path / "runs-layer-differences.png").stat().st_size > 0
+
+
+def test_results_without_a_role_column_get_roles_from_run_names(tmp_path):
+    """Sweeps recorded before the ``role`` column still report: roles come from the old run-name prefixes."""
+    from probes.report import model_runs
+    import pandas as pd
+
+    from probes.sweep_folder import SweepInfo, read_info, read_results, write_info
+
+    old = pd.DataFrame({"run": ["agent-run", "random-0", "input", "baseline", "skipped"], "value": [1.0] * 5})
+    old.to_parquet(tmp_path / "results.parquet", index=False)
+    results = read_results(tmp_path)
+    assert results["role"].tolist() == ["agent", "random-weights", "input", "baseline", "skipped"]
+    assert model_runs(results) == ["agent-run"]
+    assert read_info(tmp_path) is None
+    info = SweepInfo(["/runs/a"], "/data/d", 10, 2, {"seed": 0}, {"x": "a single class in this dataset"})
+    write_info(tmp_path, info)
+    assert read_info(tmp_path) == info
+    with pytest.raises(FileNotFoundError, match="results.parquet does not exist"):
+        read_results(tmp_path / "missing")
 
 
 # ---------------------------------------------------------------------------- convergence and per-column concepts

@@ -20,8 +20,8 @@ def labelled(tmp_path_factory):
 def test_reference_network_learns_the_solver_labels_and_is_a_sweepable_run(labelled, tmp_path):
     from agents.probing import run_entries
     from agents.reference import ReferenceConfig, train_reference
-    from agents.checkpoints import game_of_run
-    from agents.selfplay import read_evaluations
+    from agents.runs import game_of_run
+    from agents.runs import read_evaluations
 
     config = ReferenceConfig(str(labelled), game="tictactoe", epochs=20, batch_size=32, checkpoints=3, eval_games=10,
                              eval_decisive=0, torch_threads=1, network={"channels": 16, "blocks": 1})

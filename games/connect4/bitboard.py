@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, uint64
 
-from games._intrinsics import popcount64
+from common.intrinsics import popcount64
 
 ONE = np.uint64(1)
 ZERO = np.uint64(0)
@@ -136,9 +136,10 @@ def position_key(current, mask):
     return current + mask
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def canonical_key(current, mask, width, height):
-    """Mirror-aware key: the smaller of the keys of the position and its reflection."""
+    """Mirror-aware key: the smaller of the keys of the position and its reflection
+    (the one definition: `Position.canonical_key`, opening books and the solver use it)."""
     k = position_key(current, mask)
     km = position_key(mirror(current, width, height), mirror(mask, width, height))
     return k if k < km else km

@@ -1,4 +1,6 @@
-"""Connect Four as a `Game`: the bitboard `Position` plus the exact solver as oracle.
+"""Connect Four as a `Game`: the rules over the bitboard `Position`; the exact oracle (the
+solver) lives in `games.connect4.oracle`, which `Game.oracle` imports on first use, so
+this module (rules layer) imports nothing from `solver`.
 
 Actions are 0-based columns. Observation: ``3 x H x W`` float32 with row 0 on top
 (as `Position.to_array`), relative to a player (by default the side to move): plane 0
@@ -23,7 +25,9 @@ class ConnectFour(Game):
     """Connect Four on a W x H board (7x6 by default)."""
 
     name = "connect4"
+    title = "Connect Four"
     concepts_module = "games.connect4.concepts"
+    oracle_module = "games.connect4.oracle"
     fast_oracle_ply = 10  # emptier 7x6 boards take the solver seconds to minutes
     #: Positions with more empty squares than this cost the exact solver about a second or more
     #: each on 7x6 (results/bench_labeling_per_ply.json); datasets start where fewer are left.
@@ -44,11 +48,6 @@ class ConnectFour(Game):
 
     def __repr__(self) -> str:
         return f"ConnectFour({self.width}x{self.height})"
-
-    def _solver(self):
-        from solver import default_solver  # solver depends on games, not the reverse at import time
-
-        return default_solver(self.width, self.height)
 
     # ------------------------------------------------------------- rules
     def initial_state(self) -> Position:
@@ -121,21 +120,10 @@ class ConnectFour(Game):
         return batch_ops(self.width, self.height)
 
     # ------------------------------------------------------------- exact oracle
-    def value(self, state: Position) -> int:
-        return int(np.sign(self._solver().solve(state, weak=True)))
-
-    def action_values(self, state: Position) -> np.ndarray:
-        scores = self._solver().analyze(state, weak=True)
-        return np.array([np.nan if s is None else float(np.sign(s)) for s in scores])
-
+    # value, action_values, action_scores: `Game` asks `games.connect4.oracle` (the solver)
     def score(self, state: Position) -> int:
         """Exact score for the side to move (Pons' convention, see `solver`)."""
-        return self._solver().solve(state)
-
-    def action_scores(self, state: Position) -> np.ndarray:
-        """Exact score of each column for the side to move (NaN if full)."""
-        scores = self._solver().analyze(state)
-        return np.array([np.nan if s is None else float(s) for s in scores])
+        return self.oracle().score(self, state)
 
     # ------------------------------------------------------------- evaluation
     def baseline_players(self) -> dict:
@@ -155,25 +143,4 @@ class ConnectFour(Game):
         :param search_dirs: folders to look in, in order (default: the shipped folder, then
             ``solver.benchmarks.SEARCH_DIRS``).
         """
-        import logging
-
-        from solver.benchmarks import PONS_SETS, SEARCH_DIRS, read_set
-
-        if (self.width, self.height) != (7, 6):
-            return {}
-        if search_dirs is None:
-            shipped = Path(__file__).resolve().parents[2] / "data" / "connect4"
-            search_dirs = [shipped, *(d for d in SEARCH_DIRS if Path(d).resolve() != shipped)]
-        folders = [Path(d) for d in search_dirs]
-        out = {}
-        for spec in PONS_SETS:
-            if spec.name not in ("Test_L3_R1", "Test_L2_R1", "Test_L1_R1"):
-                continue
-            path = next((folder / spec.name for folder in folders if (folder / spec.name).is_file()), None)
-            if path is None:
-                logging.getLogger(__name__).warning(
-                    "evaluation set %s (Pons' %s) not found in %s: its good-move rates are left out of every "
-                    "evaluation record", spec.label, spec.name, ", ".join(str(f) for f in folders))
-                continue
-            out[spec.label] = [moves for moves, _ in read_set(path)]
-        return out
+        return self.oracle().evaluation_sets(self, search_dirs)

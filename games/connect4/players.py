@@ -19,6 +19,7 @@ from numba import njit
 
 from games.connect4 import bitboard as bb
 from games.connect4.position import Position
+from games.connect4.tables import board_tables
 
 WIN = 10_000
 _LINE_WEIGHTS = np.array([0, 1, 4, 16, 0], dtype=np.int64)
@@ -26,8 +27,6 @@ _LINE_WEIGHTS = np.array([0, 1, 4, 16, 0], dtype=np.int64)
 
 def lines_of_four(width: int, height: int) -> np.ndarray:
     """Bitmaps of every line of four squares on a W x H board (uint64)."""
-    from games.connect4.concepts import board_tables
-
     return board_tables(width, height)["lines"]
 
 

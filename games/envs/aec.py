@@ -1,6 +1,6 @@
 """A PettingZoo AEC environment for any registered game, used like PettingZoo's classic games.
 
-    env = games.pettingzoo_env("connect4")
+    env = games.pettingzoo_env("tictactoe")
     env.reset(seed=0)
     for agent in env.agent_iter():
         obs, reward, termination, truncation, info = env.last()
@@ -41,7 +41,7 @@ class SolvedGameAEC(AECEnv):
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "name": "solvedlens_v0", "is_parallelizable": False, "render_fps": 4}
 
-    def __init__(self, game: str | Game = "connect4", render_mode: str | None = None, illegal_action: str = "loss",
+    def __init__(self, game: str | Game, render_mode: str | None = None, illegal_action: str = "loss",
                  **game_kwargs: Any) -> None:
         super().__init__()
         self.game = get(game, **game_kwargs)
@@ -131,6 +131,6 @@ class SolvedGameAEC(AECEnv):
         pass
 
 
-def pettingzoo_env(name: str | Game = "connect4", **kwargs: Any) -> SolvedGameAEC:
+def pettingzoo_env(name: str | Game, **kwargs: Any) -> SolvedGameAEC:
     """The PettingZoo AEC environment of a registered game (game options as kwargs)."""
     return SolvedGameAEC(name, **kwargs)

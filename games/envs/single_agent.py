@@ -41,7 +41,7 @@ import numpy as np
 
 from games.base import Game
 from games.envs.opponents import make_opponent, opponent_name
-from games.registry import get
+from games.registry import available, get
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class SolvedGameEnv(gym.Env):
 
     def __init__(
         self,
-        game: str | Game = "connect4",
+        game: str | Game,
         opponent: Any = "random",
         learner: str = "alternate",
         epsilon: float = 0.1,
@@ -192,7 +192,9 @@ class SolvedGameEnv(gym.Env):
 
 
 def register_gym_envs() -> None:
-    """Register the solvedlens/* environment ids with gymnasium (idempotent)."""
-    for env_id, game in (("solvedlens/ConnectFour-v0", "connect4"), ("solvedlens/TicTacToe-v0", "tictactoe"), ("solvedlens/Nim-v0", "nim")):
+    """Register ``solvedlens/<GameClass>-v0`` with gymnasium for every registered game
+    (``solvedlens/ConnectFour-v0`` for ``"connect4"``; idempotent)."""
+    for game in available():
+        env_id = f"solvedlens/{type(get(game)).__name__}-v0"
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point="games.envs.single_agent:SolvedGameEnv", kwargs={"game": game})

@@ -67,7 +67,7 @@ class SelfPlayVecEnv(VecEnv):
     :param game_kwargs: game options.
     """
 
-    def __init__(self, game: str | Game = "connect4", num_envs: int = 64, opponent: str | BatchOpponent | None = None,
+    def __init__(self, game: str | Game, num_envs: int = 64, opponent: str | BatchOpponent | None = None,
                  seed: int | None = None, random_opening: int = 0, **game_kwargs: Any) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")

@@ -33,6 +33,7 @@ class Nim(Game):
     """Nim with starting heaps `heaps` (default 3, 4, 5)."""
 
     name = "nim"
+    title = "Nim"
     concepts_module = "games.nim.concepts"
 
     def __init__(self, heaps: tuple[int, ...] | list[int] = (3, 4, 5)) -> None:

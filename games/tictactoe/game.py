@@ -51,6 +51,7 @@ class TicTacToe(Game):
     """Tic-tac-toe; see the module docstring for encodings."""
 
     name = "tictactoe"
+    title = "tic-tac-toe"
     concepts_module = "games.tictactoe.concepts"
     num_actions = 9
     obs_shape = (2, 3, 3)
