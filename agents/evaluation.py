@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from agents.pool import sample_actions
+from agents.records import EvaluationRecord
 from games.base import Game, Symmetry
 from games.envs.opponents import random_opponent
 
@@ -455,7 +456,11 @@ class EvaluationSuite:
 
     def run(self, policy: Any) -> dict:
         """Evaluate a policy: move quality on every set (and how symmetric the network alone
-        plays there), then games against every opponent."""
+        plays there), then games against every opponent.
+
+        Returns the evaluation entries of a record's JSON object (``views``, ``sets``, ``move_quality``,
+        ``games``, ``symmetry_consistency``), to be completed by the caller and read or written as an
+        `agents.records.EvaluationRecord`, which defines them."""
         player = self.player(policy)
         record: dict = {"views": max(len(player.symmetries), 1),
                         "sets": {labelled.name: labelled.description() for labelled in self.sets},
@@ -473,25 +478,25 @@ class EvaluationSuite:
         return record
 
 
-def agent_description(record: dict) -> str:
+def agent_description(record: EvaluationRecord) -> str:
     """How the agent of an evaluation record played, e.g. "network alone, greedy, mean of 2 symmetric views"."""
-    views = int(record.get("views", 1))  # records written before views existed measured one view
+    views = record.agent_views
     return "network alone, greedy" + (f", mean of {views} symmetric views" if views > 1 else ", one view")
 
 
-def summarise(record: dict) -> list[tuple[str, str]]:
+def summarise(record: EvaluationRecord) -> list[tuple[str, str]]:
     """``(metric, value)`` rows of an evaluation record, for tables and logs."""
     rows = []
-    for name, q in record.get("move_quality", {}).items():
-        rows.append((f"{name}: good / perfect moves", f"{q['good_rate']:.1%} / {q['perfect_rate']:.1%}  (n={q['n']})"))
-        if "errors" in q and sum(q["errors"].values()):
-            e = q["errors"]
+    for name, q in (record.move_quality or {}).items():
+        rows.append((f"{name}: good / perfect moves", f"{q.good_rate:.1%} / {q.perfect_rate:.1%}  (n={q.n})"))
+        if q.errors and sum(q.errors.values()):
+            e = q.errors
             rows.append((f"{name}: errors by kind", f"{e['allowed_immediate_loss']} allow a win / "
                                                      f"{e['missed_immediate_win']} miss a win / {e['deeper']} deeper"))
-    for name, rate in record.get("symmetry_consistency", {}).items():
+    for name, rate in (record.symmetry_consistency or {}).items():
         rows.append((f"{name}: network alone, moves consistent under symmetry", f"{rate:.1%}"))
-    for name, g in record.get("games", {}).items():
-        f, s = g["as_first"], g["as_second"]
+    for name, g in (record.games or {}).items():
+        f, s = g.as_first, g.as_second
         rows.append((f"vs {name}: W/D/L first | second",
-                     f"{f['win']:.0%}/{f['draw']:.0%}/{f['loss']:.0%} | {s['win']:.0%}/{s['draw']:.0%}/{s['loss']:.0%}"))
+                     f"{f.win:.0%}/{f.draw:.0%}/{f.loss:.0%} | {s.win:.0%}/{s.draw:.0%}/{s.loss:.0%}"))
     return rows

@@ -10,7 +10,8 @@ A run folder (self-play `agents.selfplay.train` or supervised `agents.reference.
     RUN/tb/                              TensorBoard logs (self-play)
 
 Both trainers write through `write_run_config` and `write_evaluation`; everything else reads
-through `read_run_config` (a typed `RunInfo`), `game_of_run` and `read_evaluations`.
+through `read_run_config` (a typed `RunInfo`), `game_of_run` and `read_evaluations` (typed
+`agents.records.EvaluationRecord` objects).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agents.records import EvaluationRecord
 from common.atomic import atomic_write_text
 from common.provenance import library_versions
 
@@ -95,35 +97,46 @@ def game_of_run(run_dir: str | Path) -> Any:
     return read_run_config(run_dir).game
 
 
-def write_evaluation(run_dir: str | Path, record: dict) -> None:
+def write_evaluation(run_dir: str | Path, record: EvaluationRecord | dict) -> None:
     """Add a record to ``evaluations.jsonl`` (replacing an older one of the same timestep), atomically.
 
-    :param record: JSON-able, with at least ``timestep``; the trainers add ``checkpoint``,
-        ``time`` and their evaluation (``move_quality``, ``games``, ``holdout``, ...).
+    :param record: an `EvaluationRecord`, or its JSON object as the trainers build it (at least
+        ``timestep``; the trainers add ``checkpoint``, ``time`` and their evaluation: ``move_quality``,
+        ``games``, ``holdout``, ...), checked by reading it as a record.
     """
-    records = [r for r in read_evaluations(run_dir) if r["timestep"] != record["timestep"]] + [record]
-    records.sort(key=lambda r: r["timestep"])
-    atomic_write_text("".join(json.dumps(r) + "\n" for r in records), Path(run_dir) / EVALUATIONS_FILE)
+    if not isinstance(record, EvaluationRecord):
+        record = EvaluationRecord.from_json(record)
+    records = [r for r in read_evaluations(run_dir) if r.timestep != record.timestep] + [record]
+    records.sort(key=lambda r: r.timestep)
+    atomic_write_text("".join(json.dumps(r.to_json()) + "\n" for r in records), Path(run_dir) / EVALUATIONS_FILE)
 
 
-def read_evaluations(run_dir: str | Path) -> list[dict]:
+def read_evaluations(run_dir: str | Path) -> list[EvaluationRecord]:
     """The evaluation records of a run, in timestep order (empty when none was written)."""
     path = Path(run_dir) / EVALUATIONS_FILE
     if not path.exists():
         return []
-    try:
-        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    except ValueError as exc:
-        raise ValueError(f"{path} has a line that is not valid JSON ({exc}); it is damaged") from exc
-    return sorted(records, key=lambda r: r["timestep"])
+    records = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except ValueError as exc:
+            raise ValueError(f"{path} has a line that is not valid JSON (line {number}: {exc}); it is damaged") from exc
+        try:
+            records.append(EvaluationRecord.from_json(data))
+        except ValueError as exc:
+            raise ValueError(f"{path}, line {number}, is not an evaluation record ({exc}); it is damaged") from exc
+    return sorted(records, key=lambda r: r.timestep)
 
 
 def good_move_curves(run_dir: str | Path) -> dict[str, tuple[list[int], list[float]]]:
     """Per evaluation set, the good-move rate over training: ``{set: (timesteps, rates)}`` from the records."""
     records = read_evaluations(run_dir)
     curves: dict[str, tuple[list[int], list[float]]] = {}
-    for name in sorted({name for r in records for name in r.get("move_quality", {})}):
-        points = [(r["timestep"], r["move_quality"][name]["good_rate"]) for r in records
-                  if name in r.get("move_quality", {})]
+    for name in sorted({name for r in records for name in r.move_quality or {}}):
+        points = [(r.timestep, r.move_quality[name].good_rate) for r in records
+                  if r.move_quality and name in r.move_quality]
         curves[name] = ([int(t) for t, _ in points], [float(v) for _, v in points])
     return curves

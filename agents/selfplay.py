@@ -35,6 +35,7 @@ from agents.checkpoints import (
 )
 from agents.network import BoardPolicy, NetworkConfig
 from agents.pool import OpponentPool
+from agents.records import EvaluationRecord
 from agents.runs import read_evaluations, read_run_config, write_evaluation, write_run_config
 
 log = logging.getLogger(__name__)
@@ -196,22 +197,23 @@ class SelfPlayCallback(BaseCallback):
         while self.schedule and self.schedule[0] <= timestep:
             self.schedule.pop(0)
         path = checkpoint_path(self.run_dir, timestep)
-        if path.exists() and any(r["timestep"] == timestep for r in read_evaluations(self.run_dir)):
+        if path.exists() and any(r.timestep == timestep for r in read_evaluations(self.run_dir)):
             return  # saved and recorded before (a resumed run)
         if not path.exists():
             self.pool.save(pool_path(path))
             atomic_save_model(self.model, path)  # written last: its presence means the pair is complete
-        record = {"timestep": int(timestep), "checkpoint": str(path.relative_to(self.run_dir)), "time": time.time()}
+        entries = {"timestep": int(timestep), "checkpoint": str(path.relative_to(self.run_dir)), "time": time.time()}
         if self.suite is not None:
             t0 = time.perf_counter()
-            record.update(self.suite.run(self.model.policy))
-            record["eval_seconds"] = time.perf_counter() - t0
+            entries.update(self.suite.run(self.model.policy))
+            entries["eval_seconds"] = time.perf_counter() - t0
             self.model.policy.set_training_mode(False)
-            for name, q in record["move_quality"].items():
-                self.logger.record(f"eval/good_{name}", q["good_rate"])
-                self.logger.record(f"eval/perfect_{name}", q["perfect_rate"])
-            for name, g in record["games"].items():
-                self.logger.record(f"eval/win_vs_{name}", g["all"]["win"])
+        record = EvaluationRecord.from_json(entries)
+        for name, q in (record.move_quality or {}).items():
+            self.logger.record(f"eval/good_{name}", q.good_rate)
+            self.logger.record(f"eval/perfect_{name}", q.perfect_rate)
+        for name, g in (record.games or {}).items():
+            self.logger.record(f"eval/win_vs_{name}", g.all.win)
         write_evaluation(self.run_dir, record)
         if self.suite is not None:
             from agents.plots import plot_strength

@@ -162,28 +162,9 @@ def play_game(game: Game, source: str, rng: random.Random, random_opening: int,
     return states
 
 
-def sample_positions(
-    game: Game,
-    n: int,
-    *,
-    seed: int = 0,
-    sources: dict[str, float] | None = None,
-    positions_file: str | Path | None = None,
-    random_opening: int = 6,
-    min_ply: int = 0,
-    max_games: int | None = None,
-    progress: bool = True,
-    players: dict[str, Any] | None = None,
-) -> list[SampledPosition]:
-    """Sample `n` distinct live positions, stratified by ply (deterministic by `seed`).
-
-    `players` maps extra source names to players ``(game, state, rng) -> action``. Positions
-    of a positions file are taken whatever their ply; `min_ply` filters sampled games. When
-    fewer than `n` distinct positions exist or were reached, a warning says so (see
-    `Sample.note`; `build_dataset` also records it in the manifest)."""
-    return draw_sample(game, n, seed=seed, sources=sources, positions_file=positions_file,
-                       random_opening=random_opening, min_ply=min_ply, max_games=max_games, progress=progress,
-                       players=players).positions
+def sample_positions(game: Game, n: int, **options: Any) -> list[SampledPosition]:
+    """The positions of `draw_sample` (same options), without the story of the draw."""
+    return draw_sample(game, n, **options).positions
 
 
 @dataclass(frozen=True)
@@ -242,7 +223,13 @@ def draw_sample(
     progress: bool = True,
     players: dict[str, Any] | None = None,
 ) -> Sample:
-    """`sample_positions` with the story of the draw (see `Sample`)."""
+    """Sample `n` distinct live positions, stratified by ply (deterministic by `seed`), with
+    the story of the draw (see `Sample`).
+
+    `players` maps extra source names to players ``(game, state, rng) -> action``. Positions
+    of a positions file are taken whatever their ply; `min_ply` filters sampled games. When
+    fewer than `n` distinct positions exist or were reached, a warning says so (see
+    `Sample.note`; `build_dataset` also records it in the manifest)."""
     _check_counts(n=n, min_ply=min_ply, random_opening=random_opening)
     weights = parse_sources(sources or DEFAULT_SOURCES, players=tuple(players or ()))
     rng = random.Random(seed)

@@ -46,6 +46,7 @@ def main(
     from agents.checkpoints import load_agent_for_game
     from common.outputs import check_writable
     from agents.evaluation import EvaluationSuite, agent_description, summarise, validate_suite_settings
+    from agents.records import EvaluationRecord
     from common.atomic import atomic_write_text
 
     torch.set_num_threads(1)
@@ -60,7 +61,8 @@ def main(
     suite = EvaluationSuite(the_game, games_per_opponent=games_per_opponent, decisive=decisive,
                             max_positions=max_positions or None, seed=seed, opening_plies=opening_plies,
                             symmetrize=symmetrize)
-    record = {"checkpoint": str(path), "game": repr(the_game), "timestep": int(model.num_timesteps), **suite.run(model)}
+    entries = {"checkpoint": str(path), "game": repr(the_game), "timestep": int(model.num_timesteps), **suite.run(model)}
+    record = EvaluationRecord.from_json(entries)
     table = Table(title=f"{path} ({model.num_timesteps:,} timesteps): {agent_description(record)}")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -68,7 +70,7 @@ def main(
         table.add_row(metric, value)
     Console().print(table)
     if json_out:
-        atomic_write_text(json.dumps(record, indent=2), json_out)
+        atomic_write_text(json.dumps(entries, indent=2), json_out)  # as computed: the checkpoint's path first
         Console().print(f"wrote {json_out}")
 
 

@@ -113,8 +113,8 @@ def main(
         raise typer.BadParameter(str(exc)) from exc
     console.print(f"final checkpoint: {final}")
     records = read_evaluations(run_dir)
-    if records and "move_quality" in records[-1]:
-        table = Table(title=f"strength at {records[-1]['timestep']:,} timesteps ({agent_description(records[-1])})")
+    if records and records[-1].move_quality is not None:
+        table = Table(title=f"strength at {records[-1].timestep:,} timesteps ({agent_description(records[-1])})")
         table.add_column("metric")
         table.add_column("value", justify="right")
         for metric, value in summarise(records[-1]):

@@ -66,9 +66,9 @@ def main(
     from agents.runs import read_evaluations
 
     last = read_evaluations(run_dir)[-1]
-    print("held-out:", {k: round(v, 3) for k, v in last["holdout"].items()})
-    for name, q in last.get("move_quality", {}).items():
-        print(f"{name}: good {q['good_rate']:.3f} perfect {q['perfect_rate']:.3f}")
+    print("held-out:", {k: round(v, 3) for k, v in last.holdout.to_json().items()})
+    for name, q in (last.move_quality or {}).items():
+        print(f"{name}: good {q.good_rate:.3f} perfect {q.perfect_rate:.3f}")
 
 
 if __name__ == "__main__":

@@ -433,10 +433,10 @@ def test_run_folder_holds_checkpoints_evaluations_and_plot(tiny_run):
     config = json.loads((run / "config.json").read_text())
     assert config["config"]["seed"] == 0 and "torch" in config["versions"]
     records = read_evaluations(run)
-    assert [r["timestep"] for r in records] == steps
-    assert set(records[-1]["games"]) == {"random", "perfect"} and "decisive" in records[-1]["move_quality"]
-    assert records[-1]["views"] == 8  # tic-tac-toe's symmetries
-    assert set(records[-1]["symmetry_consistency"]) == set(records[-1]["move_quality"])
+    assert [r.timestep for r in records] == steps
+    assert set(records[-1].games) == {"random", "perfect"} and "decisive" in records[-1].move_quality
+    assert records[-1].views == 8  # tic-tac-toe's symmetries
+    assert set(records[-1].symmetry_consistency) == set(records[-1].move_quality)
     assert (run / "strength.png").read_bytes()[:4] == b"\x89PNG"
     assert any((run / "tb").rglob("events.out.tfevents.*"))
 
@@ -461,7 +461,7 @@ def test_resume_continues_from_the_last_checkpoint(tiny_run, tmp_path):
     final = train(tiny_config(), copy, resume=True, progress_bar=False, evaluate=False)
     assert [s for s, _ in list_checkpoints(copy)] == [s for s, _ in steps]
     assert load_agent(final).num_timesteps == steps[-1][0]
-    assert [r["timestep"] for r in read_evaluations(copy)] == [s for s, _ in steps]  # replaced, not duplicated
+    assert [r.timestep for r in read_evaluations(copy)] == [s for s, _ in steps]  # replaced, not duplicated
     # a longer budget extends the run from where it stopped
     final = train(tiny_config(total_timesteps=3072), copy, resume=True, progress_bar=False, evaluate=False)
     assert load_agent(final).num_timesteps == 3072 and list_checkpoints(copy)[-1][0] == 3072

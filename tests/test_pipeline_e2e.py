@@ -22,6 +22,7 @@ import games
 from games.registry import available
 from agents.pipeline import GAME_DEFAULTS, PipelineSettings, Step, StepFailed, parse_step_args, pipeline_steps
 from agents.pipeline import run_step
+from agents.runs import read_evaluations
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = ROOT / "scripts" / "pipeline.py"
@@ -84,9 +85,9 @@ def _check_run_and_report(run: Path, runs: list[str]) -> None:
     # the per-column concept good_moves is swept as one binary concept per square (those that vary)
     per_square = sorted(c for c in probed["concept"].unique() if c.startswith("good_moves["))
     assert per_square and set(per_square) <= {f"good_moves[{a}]" for a in range(9)}
-    records = [json.loads(line) for line in (run / "evaluations.jsonl").read_text().splitlines()]
-    assert records and all(math.isfinite(r["move_quality"]["decisive"]["good_rate"]) for r in records)
-    assert set(records[-1]["sets"]) == {"decisive"} and set(records[-1]["games"]) == {"random", "perfect"}
+    records = read_evaluations(run)
+    assert records and all(math.isfinite(r.move_quality["decisive"].good_rate) for r in records)
+    assert set(records[-1].sets) == {"decisive"} and set(records[-1].games) == {"random", "perfect"}
 
 
 def test_pipeline_on_tictactoe_writes_a_report_with_numbers_and_figures(tmp_path):

@@ -28,13 +28,13 @@ def test_reference_network_learns_the_solver_labels_and_is_a_sweepable_run(label
     final = train_reference(config, tmp_path / "run", progress=False)
     assert final.exists()
     records = read_evaluations(tmp_path / "run")
-    assert len(records) == 3 and records[-1]["checkpoint"] == str(final.relative_to(tmp_path / "run"))
-    first, last = records[0]["holdout"], records[-1]["holdout"]
-    assert last["policy_ce"] < first["policy_ce"] and last["value_mse"] < first["value_mse"] - 0.05
-    assert last["good_move_rate"] > max(0.75, first["good_move_rate"] + 0.05)
+    assert len(records) == 3 and records[-1].checkpoint == str(final.relative_to(tmp_path / "run"))
+    first, last = records[0].holdout, records[-1].holdout
+    assert last.policy_ce < first.policy_ce and last.value_mse < first.value_mse - 0.05
+    assert last.good_move_rate > max(0.75, first.good_move_rate + 0.05)
     assert game_of_run(tmp_path / "run").name == "tictactoe"
     entries = run_entries(tmp_path / "run", random_seeds=1, include_input=False)
-    assert [e.step for e in entries[:-1]] == [r["timestep"] for r in records]
+    assert [e.step for e in entries[:-1]] == [r.timestep for r in records]
 
 
 def test_reference_data_errors_name_the_missing_labels(tmp_path):
