@@ -8,7 +8,7 @@ keys this code does not know kept in ``extra``). `agents.runs` writes and reads 
 from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, field, fields
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 
 def _known(cls: type, data: dict) -> tuple[dict, dict]:
@@ -44,8 +44,28 @@ def _mapping(data: dict | None, part: Callable[[dict], Any]) -> dict | None:
     return None if data is None else {name: part(entry) for name, entry in data.items()}
 
 
+class _JsonPart:
+    """`from_json` / `to_json` of a record part: its fields in order, nested parts read by the
+    readers in `_parts` (field name -> reader of that field's JSON), unknown keys kept in ``extra``."""
+
+    _parts: ClassVar[dict[str, Callable[[Any], Any]]] = {}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Any:
+        """Read the part from its JSON object; `ValueError` names a missing required entry."""
+        known, extra = _known(cls, data)
+        for name, read in cls._parts.items():
+            if known.get(name) is not None:
+                known[name] = read(known[name])
+        return cls(**known, extra=extra)
+
+    def to_json(self) -> dict:
+        """The JSON object, keys in the order written."""
+        return _to_json(self)
+
+
 @dataclass(frozen=True)
-class MoveQuality:
+class MoveQuality(_JsonPart):
     """How well the agent chose on one labelled position set (`agents.evaluation.move_quality`).
 
     :param n: positions in the set.
@@ -61,19 +81,10 @@ class MoveQuality:
     errors: dict[str, int] | None = None
     extra: dict = field(default_factory=dict)
 
-    @classmethod
-    def from_json(cls, data: dict) -> MoveQuality:
-        """Read the JSON object of one set's move quality."""
-        known, extra = _known(cls, data)
-        return cls(**known, extra=extra)
-
-    def to_json(self) -> dict:
-        """The JSON object, keys in the order written."""
-        return _to_json(self)
 
 
 @dataclass(frozen=True)
-class Outcomes:
+class Outcomes(_JsonPart):
     """Shares of games won, drawn and lost, from the agent's side."""
 
     win: float
@@ -81,19 +92,10 @@ class Outcomes:
     loss: float
     extra: dict = field(default_factory=dict)
 
-    @classmethod
-    def from_json(cls, data: dict) -> Outcomes:
-        """Read ``{"win", "draw", "loss"}``."""
-        known, extra = _known(cls, data)
-        return cls(**known, extra=extra)
-
-    def to_json(self) -> dict:
-        """The JSON object, keys in the order written."""
-        return _to_json(self)
 
 
 @dataclass(frozen=True, kw_only=True)  # keyword-only: a required field may follow an optional one
-class GameResult:
+class GameResult(_JsonPart):
     """Games against one ladder opponent (`agents.evaluation.play_games`).
 
     :param games: games played (half with each colour).
@@ -111,21 +113,12 @@ class GameResult:
     all: Outcomes
     extra: dict = field(default_factory=dict)
 
-    @classmethod
-    def from_json(cls, data: dict) -> GameResult:
-        """Read the JSON object of the games against one opponent."""
-        known, extra = _known(cls, data)
-        for seat in ("as_first", "as_second", "all"):
-            known[seat] = Outcomes.from_json(known[seat])
-        return cls(**known, extra=extra)
-
-    def to_json(self) -> dict:
-        """The JSON object, keys in the order written."""
-        return _to_json(self)
+    _parts: ClassVar[dict[str, Callable[[Any], Any]]] = {
+        "as_first": Outcomes.from_json, "as_second": Outcomes.from_json, "all": Outcomes.from_json}
 
 
 @dataclass(frozen=True)
-class SetDescription:
+class SetDescription(_JsonPart):
     """Which positions a move-quality entry used (`agents.evaluation.LabelledSet.description`).
 
     :param n: positions in the set.
@@ -138,19 +131,10 @@ class SetDescription:
     positions_sha256: str
     extra: dict = field(default_factory=dict)
 
-    @classmethod
-    def from_json(cls, data: dict) -> SetDescription:
-        """Read the JSON object describing one set."""
-        known, extra = _known(cls, data)
-        return cls(**known, extra=extra)
-
-    def to_json(self) -> dict:
-        """The JSON object, keys in the order written."""
-        return _to_json(self)
 
 
 @dataclass(frozen=True)
-class Holdout:
+class Holdout(_JsonPart):
     """A supervised reference network on its held-out positions (`agents.reference`).
 
     :param policy_ce: cross-entropy of the policy against the exact good-move targets.
@@ -165,19 +149,10 @@ class Holdout:
     value_sign_accuracy: float
     extra: dict = field(default_factory=dict)
 
-    @classmethod
-    def from_json(cls, data: dict) -> Holdout:
-        """Read the JSON object of the held-out measurements."""
-        known, extra = _known(cls, data)
-        return cls(**known, extra=extra)
-
-    def to_json(self) -> dict:
-        """The JSON object, keys in the order written."""
-        return _to_json(self)
 
 
 @dataclass(frozen=True)
-class EvaluationRecord:
+class EvaluationRecord(_JsonPart):
     """One checkpoint of a run, measured (one line of ``evaluations.jsonl``).
 
     Entries a record lacks are None (a run trained without evaluation has only ``timestep``,
@@ -210,23 +185,20 @@ class EvaluationRecord:
     eval_seconds: float | None = None
     extra: dict = field(default_factory=dict)
 
+    _parts: ClassVar[dict[str, Callable[[Any], Any]]] = {
+        "holdout": Holdout.from_json,
+        "sets": lambda data: _mapping(data, SetDescription.from_json),
+        "move_quality": lambda data: _mapping(data, MoveQuality.from_json),
+        "games": lambda data: _mapping(data, GameResult.from_json),
+    }
+
     @classmethod
     def from_json(cls, data: dict) -> EvaluationRecord:
         """Read a record from its JSON object; `ValueError` names what is missing or malformed."""
-        known, extra = _known(cls, data)
         try:
-            if known.get("holdout") is not None:
-                known["holdout"] = Holdout.from_json(known["holdout"])
-            known["sets"] = _mapping(known.get("sets"), SetDescription.from_json)
-            known["move_quality"] = _mapping(known.get("move_quality"), MoveQuality.from_json)
-            known["games"] = _mapping(known.get("games"), GameResult.from_json)
-            return cls(**known, extra=extra)
+            return super().from_json(data)
         except (TypeError, AttributeError) as exc:
             raise ValueError(f"malformed evaluation record at timestep {data.get('timestep')!r}: {exc}") from exc
-
-    def to_json(self) -> dict:
-        """The record's JSON object: the keys it was read with (or built from), in the order written."""
-        return _to_json(self)
 
     @property
     def agent_views(self) -> int:
