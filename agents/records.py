@@ -82,7 +82,6 @@ class MoveQuality(_JsonPart):
     extra: dict = field(default_factory=dict)
 
 
-
 @dataclass(frozen=True)
 class Outcomes(_JsonPart):
     """Shares of games won, drawn and lost, from the agent's side."""
@@ -91,7 +90,6 @@ class Outcomes(_JsonPart):
     draw: float
     loss: float
     extra: dict = field(default_factory=dict)
-
 
 
 @dataclass(frozen=True, kw_only=True)  # keyword-only: a required field may follow an optional one
@@ -132,7 +130,6 @@ class SetDescription(_JsonPart):
     extra: dict = field(default_factory=dict)
 
 
-
 @dataclass(frozen=True)
 class Holdout(_JsonPart):
     """A supervised reference network on its held-out positions (`agents.reference`).
@@ -148,7 +145,6 @@ class Holdout(_JsonPart):
     good_move_rate: float
     value_sign_accuracy: float
     extra: dict = field(default_factory=dict)
-
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from typing import Any
 
 from agents.records import EvaluationRecord
 from common.atomic import atomic_write_text
+from common.json_files import read_json
 from common.provenance import library_versions
 
 CONFIG_FILE = "config.json"
@@ -78,12 +79,7 @@ def read_run_config(run_dir: str | Path) -> RunInfo:
     """
     run_dir = Path(run_dir)
     path = run_dir / CONFIG_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: {run_dir} is not a training run folder")
-    try:
-        data = json.loads(path.read_text())
-    except ValueError as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc}); it is damaged") from exc
+    data = read_json(path, missing=f"{run_dir} is not a training run folder")
     if not isinstance(data, dict):
         raise ValueError(f"{path} holds no training config")
     if "config" not in data:

@@ -53,9 +53,10 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from common.atomic import atomic_target, atomic_write_text
+from common.json_files import read_json
 from common.outputs import check_writable
 from common.processes import die_with_parent
-from common.atomic import atomic_target, atomic_write_text
 from games.base import Game
 from games.concepts import select
 from games.registry import get, opening_book_users
@@ -680,12 +681,8 @@ class Dataset:
 def read_manifest(folder: str | Path) -> dict:
     """A dataset folder's ``manifest.json`` (errors name the file and what is wrong)."""
     path = Path(folder) / "manifest.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: {folder} is not a dataset folder of scripts/make_dataset.py")
-    try:
-        manifest = json.loads(path.read_text())
-    except ValueError as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc}); it is damaged: rebuild the dataset") from exc
+    manifest = read_json(path, missing=f"{folder} is not a dataset folder of scripts/make_dataset.py",
+                         repair=": rebuild the dataset")
     if not isinstance(manifest, dict) or "game" not in manifest:
         raise ValueError(f"{path} names no game; it is not a manifest of scripts/make_dataset.py")
     return manifest

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from common.atomic import atomic_target, atomic_write_text
+from common.json_files import read_json
 
 AGENT = "agent"
 REFERENCE = "reference"
@@ -118,10 +119,7 @@ def read_info(sweep_dir: str | Path) -> SweepInfo | None:
     path = Path(sweep_dir) / INFO_FILE
     if not path.is_file():
         return None
-    try:
-        data = json.loads(path.read_text())
-    except ValueError as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc}); it is damaged") from exc
+    data = read_json(path, missing=f"{sweep_dir} has no sweep description")
     known = {k: data[k] for k in ("runs", "dataset", "positions", "games", "settings", "skipped_concepts") if k in data}
     try:
         return SweepInfo(**known)
