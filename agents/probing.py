@@ -5,7 +5,8 @@ folder into what `probes.sweep.run_sweep` takes. `run_entries` makes one
 `probes.sweep.ModelEntry` per checkpoint (with its `probe_layers`, role ``agent`` or
 ``reference`` from the run's config), networks of the same architecture with random weights
 (``random-<seed>``, role ``random-weights``) and the raw input planes (``input``, a spatial
-"layer" of the observation itself). Networks come with TCAV gradients for two targets: the
+"layer" of the observation itself, whose per-square probes see the whole board around each
+square). Networks come with TCAV gradients for two targets: the
 value head, and the pre-mask policy logit of the column a concept names (``policy_logit``).
 `probe_runs` is the whole sweep of ``scripts/probe_sweep.py`` (checks, subsampling whole
 games, concept selection, ``sweep.json``); `report_sweep` writes its report with each run's
@@ -26,7 +27,7 @@ from agents.checkpoints import list_checkpoints, load_agent
 from agents.network import policy_forward, probe_layers
 from agents.runs import game_of_run, good_move_curves, read_run_config
 from probes.activations import hooked_activations
-from probes.report import StrengthCurve, selectivity_table, write_report
+from probes.report import StrengthCurve, write_report
 from probes.sweep import ConceptLabels, ModelEntry, SweepSettings, run_sweep
 from probes.sweep_folder import AGENT, INPUT, RANDOM_WEIGHTS, REFERENCE, SweepInfo, read_info, read_results, write_info
 from probes.tcav import layer_gradients
@@ -92,7 +93,7 @@ def run_entries(run_dir: str | Path, checkpoints: int | None = None, random_seed
         entries.append(_entry(f"random-{seed}", 0, f"{run_dir.resolve()}:random-{seed}", fresh, RANDOM_WEIGHTS))
     if include_input:
         entries.append(ModelEntry("input", 0, "input", lambda inputs: {"planes": inputs}, [("planes", True)],
-                                  role=INPUT))
+                                  role=INPUT, square_view="board"))
     return entries
 
 
@@ -129,7 +130,7 @@ def concept_labels(game, positions, kinds: dict[str, str], wanted: Sequence[str]
     :returns: (concepts to sweep, skipped concept -> why).
     """
     from games.concepts import concepts as registered_concepts
-    from games.concepts import label
+    from games.concepts import label, resolve
 
     states = list(states) if states is not None else [game.parse(t) for t in positions["moves"]]
     registry = registered_concepts(game.name)
@@ -145,12 +146,37 @@ def concept_labels(game, positions, kinds: dict[str, str], wanted: Sequence[str]
             skipped[name] = "a single class in this dataset"
             continue
         columns = None  # the output column a concept names (e.g. the winning move), for the policy-logit TCAV target
-        column_concept = registry[name].params.get("columns") if name in registry else None
+        entry = registry.get(resolve(game, name))  # an old dataset's column may carry an alias's name
+        column_concept = entry.params.get("columns") if entry is not None else None
         if column_concept:
             per_column = label(game, states, [column_concept])[column_concept]
             columns = np.where(per_column.any(axis=1), per_column.argmax(axis=1), -1)
         chosen.append(ConceptLabels(name, kinds[name], values, columns))
     return chosen, skipped
+
+
+def identical_concepts(data, wanted: Sequence[str]) -> dict[str, str]:
+    """Concepts of a dataset whose labels equal an earlier concept's on every position: name -> the kept name
+    (`games.datasets.near_duplicate_concepts`; the first of a pair in the manifest's order is kept), so a
+    concept is swept once whatever its names."""
+    wanted = set(wanted)
+    out: dict[str, str] = {}
+    for pair in data.near_duplicates():
+        if pair["identical"] and pair["a"] in wanted and pair["b"] in wanted and pair["b"] not in out:
+            out[pair["b"]] = out.get(pair["a"], pair["a"])
+    return out
+
+
+def concept_families(data) -> dict[str, str]:
+    """Concept name -> family for the report's sentences: the concept's cost tier in the dataset's manifest
+    (``static``, ``search``, ``rules``, ``solver``); per-action parts ``name[a]`` inherit their concept's."""
+    tiers = {c["name"]: c.get("tier", "") for c in data.manifest.get("concept_metadata", [])}
+    families = dict(tiers)
+    for name, kind in data.concept_kinds.items():
+        if kind == "per_column":
+            for a in range(data.game.num_actions):
+                families[f"{name}[{a}]"] = tiers.get(name, "")
+    return families
 
 
 @dataclass
@@ -159,12 +185,13 @@ class SweepOutcome:
 
     :param results: ``SWEEP/results.parquet``.
     :param info: what was swept (also in ``SWEEP/sweep.json``).
-    :param best: `probes.report.selectivity_table` of the first run (best layer per concept, last checkpoint).
+    :param findings: `probes.study.findings` of the sweep's agent runs (verdict, validation-chosen
+        layer and delta against the strongest control per concept).
     """
 
     results: Path
     info: SweepInfo
-    best: object  # pandas.DataFrame
+    findings: object  # pandas.DataFrame
 
 
 def probe_runs(runs: Sequence[str | Path], dataset: str | Path, out: str | Path | None = None,
@@ -232,8 +259,11 @@ def probe_runs(runs: Sequence[str | Path], dataset: str | Path, out: str | Path 
     unknown = [c for c in wanted if c not in kinds]
     if unknown:
         raise ValueError(f"concepts {unknown} are not in {dataset}; it has {sorted(kinds)}")
+    duplicates = identical_concepts(data, wanted)
     states = [game.parse(t) for t in df["moves"]]
-    chosen, skipped = concept_labels(game, df, kinds, wanted, states)
+    chosen, skipped = concept_labels(game, df, kinds, [c for c in wanted if c not in duplicates], states)
+    skipped.update({name: f"identical to {kept} on this dataset (swept once, as {kept})"
+                    for name, kept in duplicates.items()})
     for name, why in skipped.items():
         log.info("skipping %s: %s", name, why)
     if not chosen:
@@ -255,7 +285,9 @@ def probe_runs(runs: Sequence[str | Path], dataset: str | Path, out: str | Path 
     write_info(out, info)
     path = run_sweep(entries, inputs, chosen, df["game_id"].to_numpy(), keys, out, settings, jobs=jobs,
                      match=df["ply"].to_numpy() if "ply" in df else None, progress=progress)
-    return SweepOutcome(path, info, selectivity_table(read_results(out), runs[0].name))
+    from probes.study import analyse, findings
+
+    return SweepOutcome(path, info, findings(analyse([out]), families=concept_families(data)))
 
 
 def strength_curves(run_dir: str | Path) -> list[StrengthCurve]:
@@ -264,19 +296,59 @@ def strength_curves(run_dir: str | Path) -> list[StrengthCurve]:
             for name, (steps, values) in good_move_curves(run_dir).items()]
 
 
-def report_sweep(sweep_dir: str | Path, margin: float = 0.05, alpha: float = 0.05) -> Path:
+def _sweep_context(sweep_dirs: Sequence[Path]) -> tuple[dict[str, list[StrengthCurve]], dict[str, str]]:
+    """Strength curves of the swept runs that still exist and concept families from the swept datasets."""
+    from games.datasets import read_dataset
+
+    strength: dict[str, list[StrengthCurve]] = {}
+    families: dict[str, str] = {}
+    for sweep_dir in sweep_dirs:
+        info = read_info(sweep_dir)
+        for run_dir in map(Path, info.runs if info else []):
+            if run_dir.exists():
+                strength[run_dir.name] = strength_curves(run_dir)
+        if info and Path(info.dataset).exists():
+            families.update(concept_families(read_dataset(info.dataset)))
+    return strength, families
+
+
+def _check_study_options(margin: float, alpha: float) -> None:
+    if not 0 < alpha < 1:
+        raise ValueError(f"--alpha must be in (0, 1), got {alpha}")
+    if margin < 0:
+        raise ValueError(f"--margin must be >= 0, got {margin}")
+
+
+def report_sweep(sweep_dir: str | Path, margin: float = 0.02, alpha: float = 0.05) -> Path:
     """Write the report of a sweep folder (`probes.report.write_report`) with the strength curve of each
-    swept run that still exists; returns ``SWEEP/report.md``."""
+    swept run that still exists and the concepts' families; returns ``SWEEP/report.md``."""
     from common.outputs import check_writable
 
     sweep_dir = Path(sweep_dir)
     read_results(sweep_dir)  # a clear error before anything else when there are no results
-    if not 0 < alpha < 1:
-        raise ValueError(f"--alpha must be in (0, 1), got {alpha}")
+    _check_study_options(margin, alpha)
     check_writable(sweep_dir / "report.md", "report")
-    info = read_info(sweep_dir)
-    strength = {}
-    for run_dir in map(Path, info.runs if info else []):
-        if run_dir.exists():
-            strength[run_dir.name] = strength_curves(run_dir)
-    return write_report(sweep_dir, strength, margin=margin, alpha=alpha)
+    strength, families = _sweep_context([sweep_dir])
+    return write_report(sweep_dir, strength, margin=margin, alpha=alpha, families=families)
+
+
+def report_study(sweep_dirs: Sequence[str | Path], out: str | Path, margin: float = 0.02,
+                 alpha: float = 0.05) -> Path:
+    """The study across agent seeds: one sweep folder per seed (each run named after its seed) into one
+    report (`probes.study_report.write_study_report`); returns ``OUT/report.md``."""
+    from common.outputs import check_writable
+    from probes.study import StudySettings
+    from probes.study_report import write_study_report
+
+    sweep_dirs = [Path(d) for d in sweep_dirs]
+    if len(sweep_dirs) < 2:
+        raise ValueError("a study across seeds needs at least two sweep folders (one per seed); for one sweep "
+                         "write its own report")
+    for d in sweep_dirs:
+        read_results(d)
+    _check_study_options(margin, alpha)
+    check_writable(Path(out) / "report.md", "--out")
+    strength, families = _sweep_context(sweep_dirs)
+    return write_study_report(out, sweep_dirs, families, strength, StudySettings(margin=margin, alpha=alpha),
+                              title=f"What the agent represents beyond its architecture and input: "
+                                    f"{len(sweep_dirs)} seeds")

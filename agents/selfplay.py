@@ -169,7 +169,8 @@ class SelfPlayCallback(BaseCallback):
     """Adds snapshots to the pool, writes checkpoints and evaluates them, on schedule.
 
     Checkpoints are taken at the start of a rollout (after the previous update), so a
-    checkpoint at step T holds the policy trained on exactly T learner moves.
+    checkpoint at step T holds the policy trained on exactly T learner moves; a new run also
+    saves its untrained network as step 0 (the "same network before training" control).
     """
 
     def __init__(self, run_dir: Path, config: TrainConfig, pool: OpponentPool, suite: Any) -> None:
@@ -183,6 +184,10 @@ class SelfPlayCallback(BaseCallback):
 
     def _on_step(self) -> bool:
         return True
+
+    def _on_training_start(self) -> None:
+        if self.model.num_timesteps == 0:  # the untrained network: the study's step-0 control
+            self.checkpoint(0)
 
     def _on_rollout_start(self) -> None:
         t = self.model.num_timesteps

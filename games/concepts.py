@@ -12,6 +12,14 @@ Kinds and label shapes (per state):
 Cost tiers, cheapest first: ``static`` (bitboard arithmetic), ``search`` (a few plies),
 ``rules`` (rule-based search, e.g. Allis' rules), ``solver`` (exact solution).
 
+Aliases: the registry keeps one concept per distinct concept. A second name for the same
+labels (Connect Four's ``forced_win_in_1`` is ``win_in_1``: a forced win within one ply is
+a win at once) is registered as an alias (`register_alias`), not as a concept: `select`
+and `label` accept it and resolve it to the kept name (logged at INFO, once per alias),
+while `concepts`, which datasets and probe sweeps iterate, lists each concept once.
+`aliases` lists a game's aliases. Concepts that coincide only on some boards stay
+separate; `games.datasets.near_duplicate_concepts` reports them per dataset.
+
 Every function here takes the game as a registered name (``"connect4"``, default options)
 or as a `Game` object (``games.get("connect4", width=5, height=4)``). `label` checks its
 states against the game (a 7x6 position given to a 5x4 game is a `ValueError`, not wrong
@@ -21,6 +29,7 @@ labels) and accepts move strings, parsed with the game's own text parser (`Game.
 from __future__ import annotations
 
 import importlib
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -29,6 +38,8 @@ import numpy as np
 KINDS = ("binary", "count", "continuous", "categorical", "spatial", "per_column")
 TIERS = ("static", "search", "rules", "solver")
 PERSPECTIVES = ("me", "opp", "both", "none")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -69,15 +80,44 @@ class Concept:
 
 
 _CONCEPTS: dict[str, dict[str, Concept]] = {}
+_ALIASES: dict[str, dict[str, tuple[str, str]]] = {}  # game -> alias -> (kept name, why they are the same)
+_ALIASES_LOGGED: set[tuple[str, str]] = set()
 
 
 def register_concept(game_name: str, concept: Concept, *, overwrite: bool = False) -> Concept:
-    """Add a concept to a game's registry."""
+    """Add a concept to a game's registry (a name already taken by an alias is refused)."""
     table = _CONCEPTS.setdefault(game_name, {})
     if concept.name in table and not overwrite:
         raise ValueError(f"{game_name} already has a concept named {concept.name!r}")
+    if concept.name in _ALIASES.get(game_name, {}):
+        raise ValueError(f"{concept.name!r} is an alias of {game_name}'s {_ALIASES[game_name][concept.name][0]!r}, "
+                         "not a concept name")
     table[concept.name] = concept
     return concept
+
+
+def register_alias(game_name: str, alias: str, canonical: str, reason: str = "") -> None:
+    """Register `alias` as a second name of the game's concept `canonical`.
+
+    Use it instead of registering a concept twice under two names: `select` and `label`
+    accept the alias and resolve it to `canonical`, `concepts` does not list it (so
+    datasets and sweeps label and probe the concept once).
+
+    :param game_name: the game's registered name (as given to `register_concept`).
+    :param alias: the second name; it must not be a concept name.
+    :param canonical: a concept already registered for the game (not another alias).
+    :param reason: why the two names are the same concept (one sentence, logged when the
+        alias is resolved).
+    """
+    table = _CONCEPTS.get(game_name, {})
+    if canonical not in table:
+        raise ValueError(f"{game_name} has no concept {canonical!r} to alias as {alias!r}")
+    if alias in table:
+        raise ValueError(f"{alias!r} is a {game_name} concept; an alias must be a new name")
+    known = _ALIASES.setdefault(game_name, {})
+    if alias in known and known[alias][0] != canonical:
+        raise ValueError(f"{alias!r} is already an alias of {game_name}'s {known[alias][0]!r}")
+    known[alias] = (canonical, reason)
 
 
 def _game(game: Any) -> Any:
@@ -91,11 +131,8 @@ def _game(game: Any) -> Any:
     return get(game)
 
 
-def concepts(game: Any) -> dict[str, Concept]:
-    """All registered concepts of a game, by name (in registration order).
-
-    :param game: a registered game name or a `Game` object.
-    """
+def _loaded(game: Any) -> str:
+    """The game's registered name, after importing the module that registers its concepts."""
     game_name = game if isinstance(game, str) and game in _CONCEPTS else None
     if game_name is None:
         the_game = _game(game)
@@ -105,11 +142,54 @@ def concepts(game: Any) -> dict[str, Concept]:
             importlib.import_module(module)
     if game_name not in _CONCEPTS:
         raise ValueError(f"no concepts are registered for game {game_name!r}")
-    return dict(_CONCEPTS[game_name])
+    return game_name
+
+
+def concepts(game: Any) -> dict[str, Concept]:
+    """All registered concepts of a game, by name (in registration order), each once:
+    aliases (`aliases`) are not listed.
+
+    :param game: a registered game name or a `Game` object.
+    """
+    return dict(_CONCEPTS[_loaded(game)])
+
+
+def aliases(game: Any) -> dict[str, str]:
+    """The game's concept aliases: alias -> the registered concept it names (e.g.
+    ``{"forced_win_in_1": "win_in_1"}`` for Connect Four); empty if it has none.
+
+    An alias is a documented second name of a concept (`register_alias`): `select` and
+    `label` accept it, `concepts` does not list it.
+
+    :param game: a registered game name or a `Game` object.
+    """
+    return {alias: kept for alias, (kept, _) in _ALIASES.get(_loaded(game), {}).items()}
+
+
+def resolve(game: Any, name: str) -> str:
+    """The registered concept name that `name` means: `name` itself, or the concept an alias
+    names (logged at INFO the first time each alias is resolved). Unknown names are returned
+    as they are (`select` rejects them).
+
+    :param game: a registered game name or a `Game` object.
+    """
+    game_name = _loaded(game)
+    entry = _ALIASES.get(game_name, {}).get(name)
+    if entry is None:
+        return name
+    kept, reason = entry
+    if (game_name, name) not in _ALIASES_LOGGED:
+        _ALIASES_LOGGED.add((game_name, name))
+        why = f" ({reason})" if reason else ""
+        logger.info("%s concept %r is an alias of %r%s; labelled as %r", game_name, name, kept, why, kept)
+    return kept
 
 
 def select(game: Any, names: Sequence[str] | None = None, tiers: Sequence[str] | None = None) -> list[Concept]:
     """The concepts with these names (all if None), restricted to `tiers`; unknown names raise.
+
+    Aliases are resolved (`resolve`) and each concept comes back once, in the order first
+    named (``["win_in_1", "forced_win_in_1"]`` gives Connect Four's ``win_in_1`` once).
 
     :param game: a registered game name or a `Game` object.
     """
@@ -118,10 +198,13 @@ def select(game: Any, names: Sequence[str] | None = None, tiers: Sequence[str] |
     if names is None:
         chosen = list(table.values())
     else:
-        unknown = [n for n in names if n not in table]
+        resolved = [resolve(game_name, n) for n in names]
+        unknown = [n for n, r in zip(names, resolved) if r not in table]
         if unknown:
-            raise ValueError(f"unknown concept(s) {unknown} for {game_name}; known: {', '.join(table)}")
-        chosen = [table[n] for n in names]
+            known_aliases = aliases(game_name)
+            also = f"; aliases: {', '.join(f'{a} -> {k}' for a, k in known_aliases.items())}" if known_aliases else ""
+            raise ValueError(f"unknown concept(s) {unknown} for {game_name}; known: {', '.join(table)}{also}")
+        chosen = [table[n] for n in dict.fromkeys(resolved)]
     if tiers is not None:
         bad = [t for t in tiers if t not in TIERS]
         if bad:
@@ -177,6 +260,10 @@ def label(game: Any, states: Sequence[Any], names: Sequence[str] | None = None,
           solution_cache: Any = None) -> dict[str, np.ndarray]:
     """Labels of `states` for the chosen concepts: name -> array with one row per state.
 
+    The keys are the names as asked for (all registered concepts if `names` is None): an
+    alias (`aliases`) is labelled as the concept it names, once, and keyed by the alias (a
+    concept asked for under two names is computed once and both keys hold the same array).
+
     :param game: a registered game name (default options) or a `Game` object.
     :param states: the game's states, or move strings in its text form (parsed with
         `game.parse`); states of another game or board size raise `ValueError`.
@@ -194,7 +281,10 @@ def label(game: Any, states: Sequence[Any], names: Sequence[str] | None = None,
         if store is not None:
             cache["solution_cache"] = store
     try:
-        return {c.name: np.asarray(c.compute(game, states, cache)) for c in chosen}
+        values = {c.name: np.asarray(c.compute(game, states, cache)) for c in chosen}
     finally:
         if store is not None:
             store.close()
+    if names is None:
+        return values
+    return {n: values[resolve(game, n)] for n in names}

@@ -31,6 +31,12 @@ positions with few stones cost the solver seconds to minutes each; measured in
 positions than asked exist or were reachable, a warning says so and the manifest records
 ``requested`` and ``produced``.
 
+Duplicate concepts: after labelling, every pair of concept columns that are identical or
+near-identical on the dataset (|Pearson correlation| >= 0.99, `near_duplicate_concepts`)
+is logged as a warning and recorded in the manifest (``near_duplicate_concepts``), with the
+registry's aliases of the labelled concepts (``concept_aliases``; an alias is labelled
+once, under the kept name).
+
 This module owns the dataset folder: `build_dataset` writes it and `read_dataset` reads it
 back (a typed `Dataset`: positions table, manifest, game, concept kinds); nothing else
 parses ``positions.parquet`` or ``manifest.json``.
@@ -58,13 +64,17 @@ from common.json_files import read_json
 from common.outputs import check_writable
 from common.processes import die_with_parent
 from games.base import Game
-from games.concepts import select
+from games.concepts import aliases, select
 from games.registry import get, opening_book_users
 
 logger = logging.getLogger(__name__)
 
 GENERATOR_VERSION = 1
 DEFAULT_SOURCES = {"random": 0.4, "epsilon-0.1": 0.2, "epsilon-0.25": 0.2, "epsilon-0.5": 0.2}
+#: |Pearson correlation| from which two concept columns of a dataset count as near-duplicates.
+NEAR_DUPLICATE_THRESHOLD = 0.99
+SCALAR_KINDS = ("binary", "count", "continuous", "categorical")
+MAP_KINDS = ("spatial", "per_column")
 
 
 @dataclass(frozen=True)
@@ -544,14 +554,148 @@ def build_dataset(
     table_path = out / "positions.parquet"
     with atomic_target(table_path, suffix=".parquet") as tmp:
         df.to_parquet(tmp, index=False)
+    duplicates = near_duplicate_concepts(df, {c.name: c.kind for c in chosen})
+    if duplicates:
+        logger.warning("%d pair(s) of concept columns are identical or near-identical on this dataset (|r| >= %g): "
+                       "%s", len(duplicates), NEAR_DUPLICATE_THRESHOLD,
+                       "; ".join(describe_duplicate(d) for d in duplicates))
+    names = {c.name for c in chosen}
     manifest = dict(config, requested=n, produced=len(df), shortfall=note,
                     counts={"positions": len(df), "games": int(df["game_id"].nunique()),
                             "by_source": df["source"].value_counts().to_dict(),
                             "by_ply": {int(k): int(v) for k, v in df["ply"].value_counts().sort_index().items()}},
                     concept_metadata=[c.metadata() for c in chosen],
-                    prevalence={c.name: float(np.mean(df[c.name])) for c in chosen if c.kind == "binary"})
+                    concept_aliases={a: k for a, k in aliases(game).items() if k in names},
+                    prevalence={c.name: float(np.mean(df[c.name])) for c in chosen if c.kind == "binary"},
+                    near_duplicate_threshold=NEAR_DUPLICATE_THRESHOLD, near_duplicate_concepts=duplicates)
     _write_json(out / "manifest.json", manifest)
     return table_path
+
+
+# ------------------------------------------------------------------------------ duplicate concepts
+def near_duplicate_concepts(positions: Any, kinds: dict[str, str],
+                            threshold: float = NEAR_DUPLICATE_THRESHOLD) -> list[dict]:
+    """The pairs of concept columns that are identical or near-identical on these positions.
+
+    Scalar concepts (kinds `SCALAR_KINDS`: binary, count, continuous, categorical) are
+    compared with each other; spatial and per-column concepts (`MAP_KINDS`) are flattened
+    over all positions x squares (columns) and compared only with concepts of the same
+    shape. A pair is reported when all its values are equal (``identical``; NaN equals NaN)
+    or when the absolute Pearson correlation, over the entries where both are defined
+    (not NaN), is at least `threshold` (anti-correlated pairs too). Constant columns (one
+    value, or no defined value) are left out: they carry no signal to compare.
+
+    :param positions: a positions table (pandas DataFrame, one column per concept, as
+        `build_dataset` writes it and `Dataset.positions` reads it; spatial and per-column
+        labels are arrays per row).
+    :param kinds: concept name -> kind (`Dataset.concept_kinds`); names missing from
+        `positions` and kinds outside `SCALAR_KINDS` and `MAP_KINDS` are skipped.
+    :param threshold: least |correlation| of a near-duplicate (in (0, 1]).
+    :returns: one dict per pair, ``{"a", "b", "kind_a", "kind_b", "correlation",
+        "identical"}``, with `a` before `b` in the order of `kinds` (so a sweep that drops
+        the `b` of each identical pair keeps the first name of every group of copies); the
+        pairs ordered as `kinds` (scalar concepts first, then each shape of map).
+    """
+    if not 0 < threshold <= 1:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    groups: dict[tuple, list[str]] = {}
+    if len(positions):
+        for name, kind in kinds.items():
+            if name not in positions.columns:
+                continue
+            if kind in SCALAR_KINDS:
+                groups.setdefault(("scalar",), []).append(name)
+            elif kind in MAP_KINDS:
+                shape = np.shape(positions[name].iloc[0])
+                groups.setdefault(("map", shape), []).append(name)
+    found = []
+    for names in groups.values():
+        if len(names) < 2:
+            continue
+        names, corr = _correlations(positions, names)
+        for i, j in zip(*np.nonzero(np.triu(np.abs(np.nan_to_num(corr)) >= threshold - 1e-12, k=1))):
+            a, b = names[i], names[j]
+            found.append({"a": a, "b": b, "kind_a": kinds[a], "kind_b": kinds[b],
+                          "correlation": round(float(np.clip(corr[i, j], -1, 1)), 6),
+                          "identical": _identical(positions, a, b)})
+    return found
+
+
+def describe_duplicate(pair: dict) -> str:
+    """One pair of `near_duplicate_concepts` in words: ``a = b (identical)`` or ``a ~ b (r = 0.995)``."""
+    if pair.get("identical"):
+        return f"{pair['a']} = {pair['b']} (identical)"
+    return f"{pair['a']} ~ {pair['b']} (r = {pair['correlation']:.4f})"
+
+
+def _column_values(positions: Any, name: str, start: int, stop: int) -> np.ndarray:
+    """Rows `start:stop` of a concept column as a flat float array (maps flattened row by row)."""
+    values = positions[name].iloc[start:stop].to_numpy()
+    if values.dtype == object:
+        values = np.stack(values)
+    return np.asarray(values, dtype=float).reshape(-1)
+
+
+def _row_chunks(positions: Any, name: str) -> Iterator[tuple[int, int]]:
+    """Row ranges of at most about 2**18 flattened entries."""
+    width = max(1, int(np.prod(np.shape(positions[name].iloc[0]))))
+    step = max(1, 2 ** 18 // width)
+    for start in range(0, len(positions), step):
+        yield start, min(start + step, len(positions))
+
+
+def _correlations(positions: Any, names: list[str]) -> tuple[list[str], np.ndarray]:
+    """(the non-constant names, their pairwise Pearson correlations over the entries both
+    define; NaN where a pair has fewer than two such entries or one is constant on them).
+
+    Two passes over row chunks (memory does not grow with the dataset): the columns' means,
+    then sums of the centred values, their squares and cross-products for every pair."""
+    count = np.zeros(len(names))
+    total = np.zeros(len(names))
+    low = np.full(len(names), np.inf)
+    high = np.full(len(names), -np.inf)
+    for start, stop in _row_chunks(positions, names[0]):
+        for k, name in enumerate(names):
+            x = _column_values(positions, name, start, stop)
+            x = x[~np.isnan(x)]
+            if x.size:
+                count[k] += x.size
+                total[k] += x.sum()
+                low[k] = min(low[k], x.min())
+                high[k] = max(high[k], x.max())
+    keep = [k for k in range(len(names)) if count[k] and high[k] > low[k]]
+    names = [names[k] for k in keep]
+    mean = total[keep] / count[keep]
+    n = len(names)
+    pairs, sums, squares, cross = (np.zeros((n, n)) for _ in range(4))
+    if n < 2:
+        return names, np.full((n, n), np.nan)
+    for start, stop in _row_chunks(positions, names[0]):
+        x = np.stack([_column_values(positions, name, start, stop) for name in names], axis=1) - mean
+        defined = ~np.isnan(x)
+        x = np.where(defined, x, 0.0)
+        m = defined.astype(float)
+        pairs += m.T @ m  # entries both define
+        sums += x.T @ m  # [i, j]: sum of column i where both are defined
+        squares += (x * x).T @ m
+        cross += x.T @ x
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n_ij = np.where(pairs >= 2, pairs, np.nan)
+        cov = cross - sums * sums.T / n_ij
+        var_i = squares - sums * sums / n_ij
+        var_j = var_i.T
+        flat = (var_i <= 1e-10 * squares) | (var_j <= 1e-10 * squares.T)  # constant where both are defined
+        corr = np.where(flat, np.nan, cov / np.sqrt(var_i * var_j))
+    return names, corr
+
+
+def _identical(positions: Any, a: str, b: str) -> bool:
+    """Whether two concept columns hold the same values everywhere (NaN equal to NaN)."""
+    for start, stop in _row_chunks(positions, a):
+        if not np.array_equal(_column_values(positions, a, start, stop), _column_values(positions, b, start, stop),
+                              equal_nan=True):
+            return False
+    return True
 
 
 def _check_book(game: Game, book: str | Path) -> None:
@@ -671,6 +815,15 @@ class Dataset:
     def concept_kinds(self) -> dict[str, str]:
         """Concept name -> kind (``binary``, ``spatial``, ``per_column``, ...), in the manifest's order."""
         return {c["name"]: c["kind"] for c in self.manifest.get("concept_metadata", [])}
+
+    def near_duplicates(self, threshold: float = NEAR_DUPLICATE_THRESHOLD) -> list[dict]:
+        """The identical or near-identical concept column pairs (`near_duplicate_concepts`):
+        as the manifest records them when it does so for this threshold, else computed
+        from the positions (manifests written before they were recorded)."""
+        recorded = self.manifest.get("near_duplicate_concepts")
+        if recorded is not None and self.manifest.get("near_duplicate_threshold") == threshold:
+            return list(recorded)
+        return near_duplicate_concepts(self.positions, self.concept_kinds, threshold)
 
     def states(self, game: Game | None = None) -> list[Any]:
         """The positions parsed into states of `game` (default: `Dataset.game`)."""

@@ -92,6 +92,29 @@ def per_square(acts: np.ndarray) -> np.ndarray:
     return acts.transpose(0, 2, 3, 1).reshape(n * h * w, c)
 
 
+def board_per_square(acts: np.ndarray) -> np.ndarray:
+    """A map ``[N, C, H, W]`` as one row per (position, square) holding the **whole** map re-centred on the square.
+
+    Each row is a ``(C + 1) x (2H - 1) x (2W - 1)`` window centred on its square (squares off
+    the board are 0), the extra channel marking which window cells are on the board (so where
+    the square sits is visible too). A weight-shared linear probe on these rows can use any
+    square's value relative to the one it labels: what a per-square probe of the raw input
+    needs to see everything the input gives away (`per_square` sees one square's channels).
+    Rows are ordered as in `per_square`.
+    """
+    if acts.ndim != 4:
+        raise ValueError(f"per-square probing needs a [N, C, H, W] map, got shape {acts.shape}")
+    n, c, h, w = acts.shape
+    padded = np.zeros((n, c + 1, 3 * h - 2, 3 * w - 2), dtype=np.float32)
+    padded[:, :c, h - 1: 2 * h - 1, w - 1: 2 * w - 1] = acts
+    padded[:, c, h - 1: 2 * h - 1, w - 1: 2 * w - 1] = 1.0
+    windows = np.empty((n, h, w, c + 1, 2 * h - 1, 2 * w - 1), dtype=np.float32)
+    for r in range(h):  # the window centred on square (r, q) starts at padded row r, column q
+        for q in range(w):
+            windows[:, r, q] = padded[:, :, r: r + 2 * h - 1, q: q + 2 * w - 1]
+    return windows.reshape(n * h * w, -1)
+
+
 class ActivationStore:
     """On-disk cache of activations, one ``.npy`` per (model id, layer, dataset id).
 

@@ -67,6 +67,8 @@ class ProbeScore:
     model: object = None
     converged: bool = True  # the solver met its tolerance within its iterations (ridge: closed form, always)
     n_iter: int | None = None  # iterations the solver used (None: closed form or not fitted)
+    validation_metrics: dict[str, float] = field(default_factory=dict)  # the same metrics on the validation rows
+    predictions: dict[str, np.ndarray] = field(default_factory=dict)  # "test" / "validation" -> predicted labels
 
     def __getitem__(self, metric: str) -> float:
         return self.metrics[metric]
@@ -89,6 +91,24 @@ def grouped_split(groups: np.ndarray, test_size: float = 0.25, seed: int = 0) ->
     splitter = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
     train, test = next(splitter.split(np.zeros(len(groups)), groups=groups))
     return train, test
+
+
+def grouped_three_way_split(groups: np.ndarray, validation_size: float = 0.2, test_size: float = 0.2,
+                            seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Train, validation and test row indices (sorted), every group (game) wholly in one part.
+
+    Validation rows are for choices (which layer, which hyperparameters); test rows are scored
+    once, for the record.
+    """
+    if not (0 < validation_size < 1 and 0 < test_size < 1 and validation_size + test_size < 1):
+        raise ValueError(f"validation_size and test_size must be in (0, 1) with a sum below 1, got "
+                         f"{validation_size} and {test_size}")
+    groups = np.asarray(groups)
+    if len(np.unique(groups)) < 3:
+        raise ValueError("a train/validation/test split needs positions from at least three games")
+    rest, test = grouped_split(groups, test_size=test_size, seed=seed)
+    inner_train, inner_val = grouped_split(groups[rest], test_size=validation_size / (1 - test_size), seed=seed)
+    return np.sort(rest[inner_train]), np.sort(rest[inner_val]), np.sort(test)
 
 
 def _inner_cv(groups: np.ndarray, folds: int = 3) -> list:
@@ -249,7 +269,8 @@ def _note_convergence(scores: Sequence[ProbeScore], max_iter: int) -> None:
 
 def fit_probes(features: np.ndarray, targets: Sequence[Target], groups: np.ndarray, probe: str = "linear",
                split: tuple[np.ndarray, np.ndarray] | None = None, seed: int = 0, n_boot: int = 200,
-               max_components: int | None = None, max_iter: int | None = None) -> list[ProbeScore]:
+               max_components: int | None = None, max_iter: int | None = None,
+               validation: np.ndarray | None = None) -> list[ProbeScore]:
     """Fit one probe per target on the same features; score each on the held-out games.
 
     All logistic targets (binary, and categorical one-vs-rest) share one batched solve and
@@ -266,6 +287,10 @@ def fit_probes(features: np.ndarray, targets: Sequence[Target], groups: np.ndarr
         the logistic solves (None: all with non-negligible variance).
     :param max_iter: iteration budget of the iterative probes (default `MAX_ITER` per probe);
         whether each probe converged within it is in `ProbeScore.converged`.
+    :param validation: rows (disjoint from both parts of `split`) also scored, without
+        intervals, into `ProbeScore.validation_metrics`, for choices made before the test rows
+        are looked at. Every score keeps its predicted labels on the test (and validation) rows
+        in `ProbeScore.predictions`, for paired comparisons between probes.
     """
     if max_iter is not None and max_iter < 1:
         raise ValueError(f"max_iter must be at least 1, got {max_iter}")
@@ -278,13 +303,17 @@ def fit_probes(features: np.ndarray, targets: Sequence[Target], groups: np.ndarr
                              f"{len(groups)}")
         _check_probe(name, t.kind)
     train, test = split if split is not None else grouped_split(groups, seed=seed)
+    folds = {"test": np.asarray(test)}
+    if validation is not None:
+        folds["validation"] = np.asarray(validation)
     if any(name in ("l1", "mlp") for name in names):
-        scores = [_fit_sklearn(features, t, groups, name, train, test, seed, n_boot, max_iter)
+        scores = [_fit_sklearn(features, t, groups, name, train, folds, seed, n_boot, max_iter)
                   for t, name in zip(targets, names)]
         _note_convergence(scores, max_iter or max(MAX_ITER[n] for n in names if n in MAX_ITER))
         return scores
     standardiser = Standardiser.fit(features[train])
-    x_train, x_test = standardiser(features[train]), standardiser(features[test])
+    x_train = standardiser(features[train])
+    x_folds = {fold: standardiser(features[rows]) for fold, rows in folds.items()}
     whitening = Whitening.fit(x_train, max_components)
     x_train_pc = x_train @ whitening.vectors  # principal coordinates (for ridge)
     columns, owners, classes_of = [], [], {}  # one logistic column per binary target, per class of a categorical
@@ -315,44 +344,51 @@ def fit_probes(features: np.ndarray, targets: Sequence[Target], groups: np.ndarr
     scores = []
     for i, t in enumerate(targets):
         classify = t.kind in CLASSIFICATION_KINDS
-        y_test = t.labels[test] if classify else t.labels[test].astype(np.float64)
         model, converged, n_iter = None, True, None
         if not classify:
             j = ridge_of[i]
             model = _fitted_pipeline(standardiser, _ridge_estimator(ridge.coef[:, j], float(ridge.intercept[j]),
                                                                     float(ridge.alpha[j])))
-            y_pred, proba = x_test @ ridge.coef[:, j] + ridge.intercept[j], None
+
+            def predict(x: np.ndarray, j=j) -> tuple[np.ndarray, None]:
+                return x @ ridge.coef[:, j] + ridge.intercept[j], None
         elif i not in owners:
-            y_pred, proba = _constant(t.kind, len(test), t.labels[train][0])
+            def predict(x: np.ndarray, t=t) -> tuple[np.ndarray, np.ndarray | None]:
+                return _constant(t.kind, len(x), t.labels[train][0])
         else:
             cols = [k for k, owner in enumerate(owners) if owner == i]
             coef, intercept = logistic.coef[:, cols].T, logistic.intercept[cols]
             converged, n_iter = bool(logistic.converged[cols].all()), logistic.n_iter
             classes = np.unique(t.labels[train])
             model = _fitted_pipeline(standardiser, _logistic_estimator(coef, intercept, classes, logistic.C[cols]))
-            decision = x_test @ coef.T + intercept
-            if t.kind == "binary":
-                proba = expit(decision[:, 0])
-                y_pred = np.where(decision[:, 0] > 0, classes[1], classes[0])
-            else:
-                proba, y_pred = None, classes[np.argmax(decision, axis=1)]
-        metrics = score_predictions(t.kind, y_test, y_pred, proba)
-        ci = bootstrap_ci(t.kind, y_test, y_pred, proba, groups[test], n_boot, seed) if t.with_ci else {}
-        scores.append(ProbeScore(names[i], metrics, ci, len(train), len(test), model, converged, n_iter))
+
+            def predict(x: np.ndarray, t=t, coef=coef, intercept=intercept, classes=classes):
+                decision = x @ coef.T + intercept
+                if t.kind == "binary":
+                    return np.where(decision[:, 0] > 0, classes[1], classes[0]), expit(decision[:, 0])
+                return classes[np.argmax(decision, axis=1)], None
+        predictions, metrics, ci = {}, {}, {}
+        for fold, rows in folds.items():
+            y_pred, proba = predict(x_folds[fold])
+            y_true = t.labels[rows] if classify else t.labels[rows].astype(np.float64)
+            predictions[fold] = y_pred
+            metrics[fold] = score_predictions(t.kind, y_true, y_pred, proba)
+            if fold == "test" and t.with_ci:
+                ci = bootstrap_ci(t.kind, y_true, y_pred, proba, groups[rows], n_boot, seed)
+        scores.append(ProbeScore(names[i], metrics["test"], ci, len(train), len(test), model, converged, n_iter,
+                                 metrics.get("validation", {}), predictions))
     _note_convergence(scores, 3 * (max_iter or MAX_ITER["logistic"]))
     return scores
 
 
 def _fit_sklearn(features: np.ndarray, target: Target, groups: np.ndarray, probe: str, train: np.ndarray,
-                 test: np.ndarray, seed: int, n_boot: int, max_iter: int | None = None) -> ProbeScore:
-    """One ``l1`` or ``mlp`` probe through its scikit-learn pipeline (convergence taken from its warnings)."""
+                 folds: dict[str, np.ndarray], seed: int, n_boot: int, max_iter: int | None = None) -> ProbeScore:
+    """One ``l1`` or ``mlp`` probe through its scikit-learn pipeline (convergence taken from its warnings),
+    scored on each of `folds` (``"test"`` with intervals)."""
     y_train = target.labels[train]
     classify = target.kind in CLASSIFICATION_KINDS
-    y_test = target.labels[test] if classify else target.labels[test].astype(np.float64)
     model, converged, n_iter = None, True, None
-    if classify and len(np.unique(y_train)) < 2:
-        y_pred, proba = _constant(target.kind, len(test), y_train[0])
-    else:
+    if not (classify and len(np.unique(y_train)) < 2):
         model = make_probe(probe, target.kind, groups[train], seed, max_iter)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
@@ -362,12 +398,21 @@ def _fit_sklearn(features: np.ndarray, target: Target, groups: np.ndarray, probe
             if not issubclass(w.category, ConvergenceWarning):
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         n_iter = int(np.max(getattr(model[-1], "n_iter_", 0)))
-        y_pred = model.predict(features[test])
-        proba = (model.predict_proba(features[test])[:, 1]
-                 if target.kind == "binary" and len(model.classes_) == 2 else None)
-    metrics = score_predictions(target.kind, y_test, y_pred, proba)
-    ci = bootstrap_ci(target.kind, y_test, y_pred, proba, groups[test], n_boot, seed) if target.with_ci else {}
-    return ProbeScore(probe, metrics, ci, len(train), len(test), model, converged, n_iter)
+    predictions, metrics, ci = {}, {}, {}
+    for fold, rows in folds.items():
+        y_true = target.labels[rows] if classify else target.labels[rows].astype(np.float64)
+        if model is None:
+            y_pred, proba = _constant(target.kind, len(rows), y_train[0])
+        else:
+            y_pred = model.predict(features[rows])
+            proba = (model.predict_proba(features[rows])[:, 1]
+                     if target.kind == "binary" and len(model.classes_) == 2 else None)
+        predictions[fold] = y_pred
+        metrics[fold] = score_predictions(target.kind, y_true, y_pred, proba)
+        if fold == "test" and target.with_ci:
+            ci = bootstrap_ci(target.kind, y_true, y_pred, proba, groups[rows], n_boot, seed)
+    return ProbeScore(probe, metrics["test"], ci, len(train), len(folds["test"]), model, converged, n_iter,
+                      metrics.get("validation", {}), predictions)
 
 
 def fit_probe(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, kind: str, probe: str | None = None,

@@ -1,24 +1,23 @@
-"""A sweep's report: what is represented, where (layer), and since when (training step).
+"""A sweep's report: what its networks represent beyond the controls, where (layer) and since when (step).
 
-Reads a sweep folder of `probes.sweep.run_sweep` through `probes.sweep_folder` (results with
-their ``role`` column, ``labels.npz``) and writes ``report.md`` with PNGs next to it:
+Reads a sweep folder of `probes.sweep.run_sweep` through `probes.sweep_folder` and writes
+``report.md`` with its files next to it (`write_report`):
 
-* **what-when-where**: per concept, a layer x training-step heatmap of the linear probe's
-  held-out score (balanced accuracy for classes, R^2 for numbers), one panel per concept;
-* **selectivity with controls**: per concept at the last checkpoint, the best layer's score
-  beside its control task, the best random-weight network, the raw input and the majority
-  baseline;
-* **emergence**: a concept has emerged at the first checkpoint where, at some layer, the
-  probe beats its control task by more than `margin`, tested one-sidedly (normal
-  approximation from the bootstrap interval) with Benjamini-Hochberg over every
-  (concept, checkpoint, layer) of the run; drawn against the run's strength curve when one
-  is given;
-* **TCAV** tables with p-values, BH q-values and CAV accuracies;
+* the **study** first (`probes.study`, `probes.study_report`): per concept, the delta of the
+  validation-chosen layer against the strongest control (random-weight networks, the same
+  network at step 0, the raw input), with paired bootstrap intervals over held-out games, the
+  verdict, the emergence step; ``findings.csv``, the concept x layer delta map, the emergence
+  chart over the run's strength curve, and a per-concept appendix page;
+* **checks**: the shuffled-label bug check, and the Hewitt-Liang control task as a check only
+  (with de-duplicated positions it is shuffled labels under another name);
+* **TCAV** tables with p-values, BH q-values and CAV accuracies, the (target, layer) pairs whose
+  gradient does not depend on the input left out and counted;
+* the raw **what-when-where** scores (layer x training step per concept) as an appendix figure;
 * the **concept correlation** matrix (Spearman, over the sweep's positions);
-* **runs compared** (e.g. agent vs reference network): best-layer scores at each run's last
+* **runs compared** (e.g. agent vs reference network): each run's chosen-layer score at its last
   checkpoint, and layer by layer the difference of the first two runs' scores.
 
-Game-agnostic: strength curves come in as plain numbers from the caller.
+Game-agnostic: strength curves and concept families come in as plain data from the caller.
 """
 
 from __future__ import annotations
@@ -29,21 +28,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from common.atomic import atomic_save_figure, atomic_write_text
+from common.atomic import atomic_save_figure
 from probes.sweep_folder import (
-    BASELINE,
-    INPUT,
     LABELS_FILE,
-    RANDOM_WEIGHTS,
     RESULTS_FILE,
     TRAINED_ROLES,
     read_labels,
     read_results,
     with_roles,
 )
-from probes.tcav import benjamini_hochberg
+from probes.study import Study, StudySettings, analyse
+from probes.study_report import write_study_report
 
 log = logging.getLogger(__name__)
 
@@ -68,36 +64,6 @@ def model_runs(results: pd.DataFrame) -> list[str]:
     controls), in order of appearance."""
     results = with_roles(results)
     return list(dict.fromkeys(results.loc[results["role"].isin(TRAINED_ROLES), "run"]))
-
-
-def emergence(results: pd.DataFrame, run: str, margin: float = 0.05, alpha: float = 0.05) -> pd.DataFrame:
-    """Per concept, the first checkpoint where some layer's probe beats its control task by > `margin`.
-
-    Every (concept, checkpoint, layer) cell is a one-sided test of ``value - control > margin``
-    with a normal approximation (standard error from the 95% bootstrap interval); BH over all
-    cells of the run controls the false-discovery rate. Returns one row per concept: the
-    emergence step (NaN if never), the layer, the score and control there, and the q-value.
-    """
-    scores = probe_scores(results)
-    cells = scores[scores["run"] == run].copy()
-    if cells.empty:
-        raise ValueError(f"run {run!r} has no linear-probe rows; runs: {sorted(results['run'].unique())}")
-    se = (cells["ci_high"] - cells["ci_low"]) / (2 * 1.96)
-    z = (cells["value"] - cells["control_value"] - margin) / se.clip(lower=1e-6)
-    cells["p"] = stats.norm.sf(z.to_numpy())
-    cells["q"], cells["significant"] = benjamini_hochberg(cells["p"].fillna(1.0).to_numpy(), alpha)
-    rows = []
-    for concept, group in cells.groupby("concept"):
-        hits = group[group["significant"]].sort_values(["checkpoint_step", "q"])
-        if len(hits):
-            first = hits.iloc[0]
-            rows.append({"concept": concept, "metric": first["metric"], "emergence_step": int(first["checkpoint_step"]),
-                         "layer": first["layer"], "value": first["value"], "control_value": first["control_value"],
-                         "q_value": first["q"]})
-        else:
-            rows.append({"concept": concept, "metric": group["metric"].iloc[0], "emergence_step": np.nan,
-                         "layer": "", "value": np.nan, "control_value": np.nan, "q_value": np.nan})
-    return pd.DataFrame(rows)
 
 
 def _save(fig, path: Path) -> Path:
@@ -141,84 +107,6 @@ def plot_what_when_where(results: pd.DataFrame, run: str, path: Path, concepts: 
     for ax in list(axes.flat)[len(concepts):]:
         ax.axis("off")
     fig.suptitle(f"{run}: linear-probe score by layer (rows) and training step (columns)", fontsize=10)
-    fig.tight_layout()
-    return _save(fig, path)
-
-
-def selectivity_table(results: pd.DataFrame, run: str) -> pd.DataFrame:
-    """Per concept at the run's last checkpoint: best layer, score, control task, controls' best scores."""
-    results = with_roles(results)
-    scores = probe_scores(results)
-    last = scores[scores["run"] == run]["checkpoint_step"].max()
-    final = scores[(scores["run"] == run) & (scores["checkpoint_step"] == last)]
-    majority = results[(results["role"] == BASELINE) & results["metric"].isin(["balanced_accuracy", "r2"])]
-    rows = []
-    for concept, group in final.groupby("concept"):
-        best = group.loc[group["value"].idxmax()]
-        metric = best["metric"]
-        others = scores[(scores["concept"] == concept) & (scores["metric"] == metric)]
-        random_best = others[others["role"] == RANDOM_WEIGHTS]["value"].max()
-        raw = others[others["role"] == INPUT]["value"].max()
-        base = majority[(majority["concept"] == concept) & (majority["metric"] == metric)]["value"]
-        rows.append({"concept": concept, "metric": metric, "layer": best["layer"], "value": best["value"],
-                     "ci_low": best["ci_low"], "ci_high": best["ci_high"], "control_task": best["control_value"],
-                     "selectivity": best["selectivity"], "random_weights": random_best, "input": raw,
-                     "majority": base.iloc[0] if len(base) else np.nan})
-    return pd.DataFrame(rows)
-
-
-def plot_selectivity(table: pd.DataFrame, run: str, path: Path) -> Path:
-    """Grouped bars per concept: probe score with its interval, control task, random weights, input, majority."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, 1, figsize=(max(8, 0.45 * len(table)), 7), squeeze=False)
-    for ax, metric in zip(axes[:, 0], ("balanced_accuracy", "r2")):
-        part = table[table["metric"] == metric].sort_values("value", ascending=False)
-        if part.empty:
-            ax.axis("off")
-            continue
-        x = np.arange(len(part))
-        width = 0.17
-        ax.bar(x - 2 * width, part["value"], width, label=run,
-               yerr=[part["value"] - part["ci_low"], part["ci_high"] - part["value"]], capsize=1.5)
-        for offset, column, label in ((-1, "control_task", "control task"), (0, "random_weights", "random weights"),
-                                      (1, "input", "raw input"), (2, "majority", "majority")):
-            ax.bar(x + offset * width, part[column], width, label=label)
-        ax.set_xticks(x, part["concept"], rotation=75, fontsize=7)
-        ax.set_ylabel("balanced accuracy" if metric == "balanced_accuracy" else "R²")
-        ax.set_ylim(0.4 if metric == "balanced_accuracy" else min(0.0, float(part[["value", "control_task"]].min().min())), 1.0)
-        ax.legend(fontsize=7, ncol=5)
-    fig.suptitle(f"{run}, last checkpoint, best layer per concept, against controls", fontsize=10)
-    fig.tight_layout()
-    return _save(fig, path)
-
-
-def plot_emergence(table: pd.DataFrame, path: Path, strength: list[StrengthCurve] | None = None) -> Path:
-    """Emergence steps of the concepts (points) over the run's strength curves (lines), log-scaled steps."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(9, max(3.5, 0.22 * len(table))))
-    emerged = table.dropna(subset=["emergence_step"]).sort_values("emergence_step")
-    never = table[table["emergence_step"].isna()]
-    if strength:
-        twin = ax.twinx()
-        for curve in strength:
-            twin.plot(curve.steps, curve.values, marker=".", alpha=0.6, label=curve.label)
-        twin.set_ylabel("strength")
-        twin.set_ylim(0, 1)
-        twin.legend(fontsize=7, loc="lower right")
-    ax.scatter(emerged["emergence_step"], np.arange(len(emerged)), color="black", zorder=3)
-    ax.set_yticks(np.arange(len(emerged)), emerged["concept"], fontsize=7)
-    ax.set_xscale("log")
-    ax.set_xlabel("training step (first checkpoint where selectivity beats the control by the margin, BH-controlled)")
-    if len(never):
-        ax.set_title(f"never emerged: {', '.join(never['concept'])}", fontsize=7)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -322,76 +210,116 @@ def _markdown(frame: pd.DataFrame, digits: int = 3) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(sweep_dir: str | Path, strength: dict[str, list[StrengthCurve]] | None = None,
-                 margin: float = 0.05, alpha: float = 0.05) -> Path:
-    """Write ``report.md`` and its PNGs into `sweep_dir`; returns the Markdown file's path.
+def final_scores(study: Study, run: str) -> pd.DataFrame:
+    """Per concept at a run's last checkpoint: the validation-chosen layer, its test score, the strongest
+    control and the delta with its interval (`probes.study.final_verdicts`)."""
+    v = study.verdicts[study.verdicts["run"] == run]
+    return v[["concept", "metric", "layer", "value", "control", "control_value", "delta", "ci_low", "ci_high", "q",
+              "represented"]].reset_index(drop=True)
 
-    :param strength: per run, strength curves to draw under the emergence plot.
-    :param margin: how far above its control task a probe must score to count as emerged.
-    :param alpha: false-discovery rate of the emergence tests.
+
+def _checks(results: pd.DataFrame) -> list[str]:
+    lines = ["## Checks", ""]
+    shuffled = results[(results["probe"] == "linear/shuffled") & (results["metric"] == "balanced_accuracy")]
+    if len(shuffled):
+        lines += [f"- Shuffled-label bug check: balanced accuracy {shuffled['value'].mean():.3f} on average, at most "
+                  f"{shuffled['value'].max():.3f} (chance is 0.5): the split leaks nothing."]
+    task = results[(results["probe"] == "linear") & (results["metric"] == "balanced_accuracy")]
+    if len(task) and task["control_value"].notna().any():
+        lines += [f"- Hewitt-Liang control task (one random label per distinct position): balanced accuracy "
+                  f"{task['control_value'].mean():.3f} on average. With de-duplicated positions it is shuffled labels "
+                  f"under another name (nothing recurs for a probe to memorise), so it stays a check here and is not a "
+                  f"baseline for any finding; the findings use the strongest of the model-shaped controls."]
+    return lines + [""]
+
+
+def _tcav_section(results: pd.DataFrame, run: str) -> list[str]:
+    tcav = results[(results["run"] == run) & (results["probe"] == "tcav")]
+    if not len(tcav):
+        return []
+    last = tcav["checkpoint_step"].max()
+    at_last = tcav[tcav["checkpoint_step"] == last]
+    scores = at_last[at_last["metric"].str.startswith("tcav_")]
+    accuracy = at_last[at_last["metric"] == "cav_accuracy"]
+    merged = scores.merge(accuracy[["layer", "concept", "value"]].rename(columns={"value": "cav_accuracy"}),
+                          on=["layer", "concept"], how="left")
+    merged = merged.assign(target=merged["metric"].str.removeprefix("tcav_"))
+    valid = merged[merged["p_value"].notna()]
+    table = valid[["concept", "layer", "target", "value", "control_value", "p_value", "q_value", "significant",
+                   "cav_accuracy"]].rename(columns={"value": "tcav", "control_value": "random"})
+    degenerate = merged[merged["p_value"].isna()]
+    all_tests = tcav[tcav["metric"].str.startswith("tcav_")]
+    n_valid = int(all_tests["p_value"].notna().sum())
+    n_sig = int(all_tests["significant"].fillna(False).astype(bool).sum())
+    lines = [f"### TCAV of {run} at step {last:,}", "",
+             f"{n_sig} of {n_valid} valid TCAV tests of this run are significant after Benjamini-Hochberg over the "
+             f"grid; {int(all_tests['p_value'].isna().sum())} more (concept, target, layer, checkpoint) tests were left "
+             f"out of the counts because the target's gradient there points the same way for every input (per named "
+             f"column for the policy logit): a layer feeding a linear head, where a CAV's score only counts inputs or "
+             f"columns. CAV accuracy is the held-out accuracy of the concept's CAVs (random CAVs score about 0.5).", ""]
+    if len(degenerate):
+        pairs = sorted({f"{t} at {layer}" for t, layer in zip(degenerate["target"], degenerate["layer"])})
+        lines += [f"Left out at this step: {', '.join(pairs)}.", ""]
+    return lines + [_markdown(table.sort_values(["concept", "layer", "target"])), ""]
+
+
+def _runs_compared(sweep_dir: Path, study: Study, results: pd.DataFrame, runs: list[str]) -> list[str]:
+    tables = {run: final_scores(study, run) for run in runs}
+    plot_runs_compared(tables, sweep_dir / "runs-compared.png")
+    merged = pd.concat([t[["concept", "metric", "value"]].assign(run=run) for run, t in tables.items()])
+    wide = merged.pivot_table(index=["concept", "metric"], columns="run", values="value").reset_index()
+    lines = ["## Runs compared (last checkpoint, layer chosen on validation games)", "", "![runs](runs-compared.png)",
+             "", _markdown(wide), ""]
+    first, second = runs[:2]
+    diff = layer_differences(results, first, second)
+    if len(diff):
+        plot_layer_differences(diff, first, second, sweep_dir / "runs-layer-differences.png")
+        lines += [f"### Layer by layer: {first} minus {second}", "",
+                  "![layer differences](runs-layer-differences.png)", "",
+                  _markdown(diff.reset_index().rename_axis(columns=None)), ""]
+    return lines
+
+
+def write_report(sweep_dir: str | Path, strength: dict[str, list[StrengthCurve]] | None = None,
+                 margin: float = StudySettings.margin, alpha: float = StudySettings.alpha,
+                 families: dict[str, str] | None = None, n_boot: int = StudySettings.n_boot) -> Path:
+    """Write ``report.md`` and its files into `sweep_dir`; returns the Markdown file's path.
+
+    The report opens with the study of the sweep's agent runs (`probes.study_report.write_study_report`:
+    findings against the strongest control, ``findings.csv``, the delta map, the emergence
+    chart, the per-concept appendix), then the checks, TCAV tables, raw probe scores, concept
+    correlations and, when the sweep holds several trained runs, the runs compared.
+
+    :param strength: per run, strength curves to draw under the emergence chart.
+    :param margin: how far above the strongest control a delta must be to count as represented.
+    :param alpha: false-discovery rate of the tests.
+    :param families: concept -> family (e.g. cost tier), for the generated sentences.
+    :param n_boot: paired bootstrap replicates over held-out games.
     """
     sweep_dir = Path(sweep_dir)
     results = read_results(sweep_dir)
     runs = model_runs(results)
     if not runs:
         raise ValueError(f"{sweep_dir / RESULTS_FILE} has no trained-network rows")
-    strength = strength or {}
-    lines = [f"# Probe report: {sweep_dir.name}", "",
-             f"Runs: {', '.join(runs)}. Controls: control task (selectivity), shuffled labels, "
-             f"{results.loc[results['role'] == RANDOM_WEIGHTS, 'run'].nunique()} random-weight networks, "
-             "raw input, majority baseline. Scores are on held-out games (95% bootstrap intervals over games).", ""]
-    shuffled = results[(results["probe"] == "linear/shuffled") & (results["metric"] == "balanced_accuracy")]
-    if len(shuffled):
-        lines += [f"Shuffled-label bug check: balanced accuracy {shuffled['value'].mean():.3f} on average, at most "
-                  f"{shuffled['value'].max():.3f} (chance is 0.5).", ""]
-    tables = {}
+    settings = StudySettings(margin=margin, alpha=alpha, n_boot=n_boot)
+    study = analyse([sweep_dir], settings)
+    extra = _checks(results)
+    for run in runs:
+        extra += _tcav_section(results, run)
+    extra += ["## Appendix: raw probe scores", "",
+              "Held-out linear-probe scores before any control is subtracted (what a probe reads, not what was "
+              "learned), one panel per concept, layer x training step:", ""]
     for run in runs:
         figure = plot_what_when_where(results, run, sweep_dir / f"{run}-what-when-where.png")
-        table = selectivity_table(results, run)
-        tables[run] = table
-        plot_selectivity(table, run, sweep_dir / f"{run}-selectivity.png")
-        emerged = emergence(results, run, margin, alpha)
-        plot_emergence(emerged, sweep_dir / f"{run}-emergence.png", strength.get(run))
-        lines += [f"## {run}", "", f"![what-when-where]({figure.name})", "",
-                  "### Selectivity with controls (last checkpoint, best layer)", "",
-                  f"![selectivity]({run}-selectivity.png)", "", _markdown(table), "",
-                  f"### Emergence (margin {margin}, FDR {alpha})", "", f"![emergence]({run}-emergence.png)", "",
-                  _markdown(emerged), ""]
-        tcav = results[(results["run"] == run) & (results["probe"] == "tcav")]
-        if len(tcav):
-            last = tcav["checkpoint_step"].max()
-            scores = tcav[(tcav["checkpoint_step"] == last) & tcav["metric"].str.startswith("tcav_")]
-            accuracy = tcav[(tcav["checkpoint_step"] == last) & (tcav["metric"] == "cav_accuracy")]
-            merged = scores.merge(accuracy[["layer", "concept", "value"]].rename(columns={"value": "cav_accuracy"}),
-                                  on=["layer", "concept"], how="left")
-            merged = merged.assign(target=merged["metric"].str.removeprefix("tcav_"))
-            table_t = merged[["concept", "layer", "target", "value", "control_value", "p_value", "q_value",
-                              "significant", "cav_accuracy"]].rename(columns={"value": "tcav", "control_value": "random"})
-            n_sig = int(tcav["significant"].fillna(False).astype(bool).sum())
-            lines += [f"### TCAV at step {last:,}", "",
-                      f"{n_sig} of {int(tcav['p_value'].notna().sum())} TCAV tests of this run are significant after "
-                      "Benjamini-Hochberg over the whole grid.", "",
-                      _markdown(table_t.sort_values(["concept", "layer", "target"])), ""]
+        extra += [f"- {run}: [{figure.name}]({figure.name})"]
+    extra += [""]
     labels_file = sweep_dir / LABELS_FILE
     if labels_file.exists():
         corr = concept_correlations(labels_file, sorted(probe_scores(results)["concept"].unique()))
         if len(corr) > 1:
             plot_correlations(corr, sweep_dir / "concept-correlations.png")
-            lines += ["## Concept correlations", "", "![correlations](concept-correlations.png)", ""]
-    if len(tables) > 1:
-        plot_runs_compared(tables, sweep_dir / "runs-compared.png")
-        merged = pd.concat([t[["concept", "metric", "value"]].assign(run=run) for run, t in tables.items()])
-        wide = merged.pivot_table(index=["concept", "metric"], columns="run", values="value").reset_index()
-        lines += ["## Runs compared (last checkpoint, best layer)", "", "![runs](runs-compared.png)", "",
-                  _markdown(wide), ""]
-        first, second = list(tables)[:2]
-        diff = layer_differences(results, first, second)
-        if len(diff):
-            plot_layer_differences(diff, first, second, sweep_dir / "runs-layer-differences.png")
-            lines += [f"### Layer by layer: {first} minus {second}", "",
-                      "![layer differences](runs-layer-differences.png)", "",
-                      _markdown(diff.reset_index().rename_axis(columns=None)), ""]
-    path = sweep_dir / "report.md"
-    atomic_write_text("\n".join(lines), path)
-    log.info("report written to %s", path)
-    return path
+            extra += ["## Concept correlations", "", "![correlations](concept-correlations.png)", ""]
+    if len(runs) > 1:
+        extra += _runs_compared(sweep_dir, study, results, runs)
+    return write_study_report(sweep_dir, [sweep_dir], families, strength, settings,
+                              title=f"Probe report: {sweep_dir.name}", extra_sections=extra, study=study)

@@ -3,12 +3,18 @@
 Game- and model-agnostic: a sweep gets the inputs (e.g. observation planes), the concept
 labels with their kinds, a group id per input (game id: splits never separate a game) and
 a key per input (canonical position key: control-task labels are consistent per key), and
-a list of `ModelEntry` (an activation function and its layers). One fixed grouped split
-serves every cell, so cells are comparable.
+a list of `ModelEntry` (an activation function and its layers). One fixed grouped split into
+train, validation and test games serves every cell, so cells are comparable: probes are
+fitted on train, scored on validation (``validation_value``, for choices such as the layer)
+and on test (``value`` with its bootstrap interval); each cell's held-out predictions are
+saved (`probes.sweep_folder.CellPredictions`) for paired statistics between cells
+(`probes.study`).
 
 For every (model, layer, concept, probe) the sweep fits the probe on the real labels, on
-Hewitt-Liang control-task labels (selectivity = value - control value) and on shuffled
-labels (a bug check: it must stay at chance), and writes one row per metric. Position
+Hewitt-Liang control-task labels (``selectivity`` = value - control value; with
+de-duplicated positions the control task is shuffled labels in disguise, so it is a check,
+not a baseline) and on shuffled labels (a bug check: it must stay at chance), and writes one
+row per metric. Position
 concepts are probed on the flattened layer; spatial concepts (one label per square) with
 one weight-shared probe over the per-square view of spatial layers. Per-column concepts (one
 label per action, e.g. "winning moves") become one position concept per action,
@@ -24,7 +30,9 @@ Entries that can give gradients also get **TCAV** for binary concepts on their
 `tcav_layers`: for each target (e.g. the value head; a policy logit indexed by the column the
 concept names), concept CAVs against matched negatives and as many random CAVs
 (`probes.tcav`), rows ``probe="tcav"``, metrics ``tcav_<target>`` (with ``p_value``) and
-``cav_accuracy``. Benjamini-Hochberg over every TCAV test of the sweep adds ``q_value`` and
+``cav_accuracy``. A (target, layer) pair whose gradient points the same way for every input
+(a layer feeding the target linearly) is no test: its row has no value or p-value and says
+so in ``note``. Benjamini-Hochberg over every TCAV test of the sweep adds ``q_value`` and
 ``significant``.
 
 Each (model, layer) cell is written to its own part file; a rerun skips finished cells.
@@ -46,29 +54,37 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from common.atomic import atomic_target
-from probes.activations import ActivationStore, as_flat, per_square
+from probes.activations import ActivationStore, as_flat, board_per_square, per_square
 from probes.controls import control_task_labels, majority_baseline, shuffled_labels
 from probes.batched import Standardiser, Whitening
-from probes.linear import CLASSIFICATION_KINDS, Target, fit_probes, grouped_split
+from probes.linear import CLASSIFICATION_KINDS, Target, fit_probes, grouped_three_way_split
 from probes.sweep_folder import (
     AGENT,
     BASELINE,
     ROLES,
     SKIPPED,
+    CellPredictions,
+    predictions_path,
     read_labels,
     read_split,
+    read_validation,
     with_roles,
     write_inputs,
     write_results,
 )
-from probes.tcav import benjamini_hochberg, fit_cavs, tcav_test
+from probes.tcav import benjamini_hochberg, fit_cavs, gradient_is_constant, tcav_test
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ["run", "role", "checkpoint_step", "layer", "concept", "probe", "metric", "value", "ci_low", "ci_high", "control",
+COLUMNS = ["run", "role", "checkpoint_step", "layer", "concept", "probe", "metric", "value", "ci_low", "ci_high",
+           "validation_value", "control",
            "control_value", "selectivity", "n_train", "n_test", "p_value", "layer_index", "converged", "note"]
 POSITION_KINDS = ("binary", "categorical", "count", "continuous")
 SWEPT_KINDS = POSITION_KINDS + ("spatial", "per_column")
+SQUARE_VIEWS = ("local", "board")
+DEGENERATE_TCAV = ("not tested: the target's gradient at this layer points the same way for every input (per named "
+                   "column for a column-indexed target): the layer feeds the target linearly, so a CAV's score only "
+                   "counts inputs (or columns)")
 SKIPPED_RUN = "skipped"  # results rows of concepts the sweep could not probe (``note`` says why)
 # (the ``role`` column and the sweep folder's files belong to `probes.sweep_folder`)
 
@@ -138,6 +154,10 @@ class ModelEntry:
     :param tcav_targets: TCAV target name -> whether it is indexed by the concept's column
         (e.g. ``{"value": False, "policy_logit": True}``).
     :param tcav_layers: the layers TCAV runs on.
+    :param square_view: what a per-square probe of a spatial layer sees at each square:
+        ``"local"`` (the layer's channels at that square: a network's own receptive field) or
+        ``"board"`` (the whole layer re-centred on the square, `probes.activations.board_per_square`:
+        what the raw input gives away about a square, for the input control).
     """
 
     run: str
@@ -149,34 +169,50 @@ class ModelEntry:
     tcav_targets: Mapping[str, bool] = field(default_factory=dict)
     tcav_layers: Sequence[str] = ()
     role: str = AGENT
+    square_view: str = "local"
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
             raise ValueError(f"entry {self.run!r} has role {self.role!r}; roles: {', '.join(ROLES)}")
+        if self.square_view not in SQUARE_VIEWS:
+            raise ValueError(f"entry {self.run!r} has square_view {self.square_view!r}; views: {', '.join(SQUARE_VIEWS)}")
 
 
 def _concept_rows(base: dict, features: np.ndarray, labelled: list[tuple[str, str, np.ndarray]], groups: np.ndarray,
                   keys: np.ndarray, split: tuple[np.ndarray, np.ndarray], probe_name: str, seed: int, n_boot: int,
-                  max_components: int | None) -> list[dict]:
-    """Fit task, control-task and shuffled-label probes of several concepts on one feature matrix."""
+                  max_components: int | None, validation: np.ndarray | None = None,
+                  predictions: dict[str, np.ndarray] | None = None) -> list[dict]:
+    """Fit task, control-task and shuffled-label probes of several concepts on one feature matrix.
+
+    The task probes' predictions on the validation then test rows go into `predictions`
+    (``"<probe>:<concept>"``) when it is given.
+    """
     targets = []
     for _, kind, y in labelled:
         task = len(targets)
         targets += [Target(y, kind, True), Target(control_task_labels(keys, y, seed=seed), kind, False, task),
                     Target(shuffled_labels(y, seed=seed), kind, False, task)]
-    scores = fit_probes(features, targets, groups, probe_name, split, seed, n_boot, max_components)
+    validation = validation if validation is not None and len(validation) else None
+    scores = fit_probes(features, targets, groups, probe_name, split, seed, n_boot, max_components,
+                        validation=validation)
     rows = []
-    for ci, (name, _, _) in enumerate(labelled):
+    for ci, (name, kind, _) in enumerate(labelled):
         score, control, shuffled = scores[3 * ci: 3 * ci + 3]
+        if predictions is not None:
+            held = [score.predictions[f] for f in ("validation", "test") if f in score.predictions]
+            dtype = np.int16 if kind in CLASSIFICATION_KINDS else np.float32
+            predictions[f"{probe_name}:{name}"] = np.concatenate(held).astype(dtype)
         for metric, value in score.metrics.items():
             lo, hi = score.ci.get(metric, (np.nan, np.nan))
             common = {**base, "concept": name, "n_train": score.n_train, "n_test": score.n_test,
                       "converged": score.converged}
             rows.append({**common, "probe": probe_name, "metric": metric, "value": value, "ci_low": lo, "ci_high": hi,
+                         "validation_value": score.validation_metrics.get(metric, np.nan),
                          "control": "control_task", "control_value": control.metrics[metric],
                          "selectivity": value - control.metrics[metric]})
             rows.append({**common, "probe": f"{probe_name}/shuffled", "metric": metric,
-                         "value": shuffled.metrics[metric], "ci_low": np.nan, "ci_high": np.nan, "control": "",
+                         "value": shuffled.metrics[metric], "ci_low": np.nan, "ci_high": np.nan,
+                         "validation_value": shuffled.validation_metrics.get(metric, np.nan), "control": "",
                          "control_value": np.nan, "selectivity": np.nan})
     return rows
 
@@ -187,9 +223,9 @@ def _probe_applies(probe_name: str, kind: str) -> bool:
     return (kind in CLASSIFICATION_KINDS) == (probe_name in ("logistic", "l1"))
 
 
-def _spatial_subset(groups: np.ndarray, split: tuple[np.ndarray, np.ndarray], limit: int | None,
-                    seed: int) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    """At most `limit` positions (whole games, chosen at random) and the split restricted to them."""
+def _spatial_subset(groups: np.ndarray, split: tuple[np.ndarray, ...], limit: int | None,
+                    seed: int) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """At most `limit` positions (whole games, chosen at random) and each part of the split restricted to them."""
     rows = np.arange(len(groups))
     if limit is not None and limit < len(groups):
         order = np.random.default_rng(seed).permutation(np.unique(groups))
@@ -201,10 +237,20 @@ def _spatial_subset(groups: np.ndarray, split: tuple[np.ndarray, np.ndarray], li
     return rows, tuple(position_of[part][position_of[part] >= 0] for part in split)
 
 
+def held_out_layout(groups: np.ndarray, split: tuple[np.ndarray, np.ndarray], validation: np.ndarray | None,
+                    spatial_positions: int | None, seed: int, n_squares: int) -> CellPredictions:
+    """The rows a cell's saved predictions are on (`probes.sweep_folder.CellPredictions`), without predictions."""
+    validation = np.asarray(validation if validation is not None else [], dtype=int)
+    subset, (_, sub_test, sub_val) = _spatial_subset(groups, (*split, validation), spatial_positions, seed)
+    return CellPredictions(np.concatenate([validation, split[1]]), len(validation),
+                           subset[np.concatenate([sub_val, sub_test])], len(sub_val), n_squares)
+
+
 def cell_rows(run: str, step: int, layer: str, spatial: bool, acts: np.ndarray, concepts: list[ConceptLabels],
               groups: np.ndarray, keys: np.ndarray, split: tuple[np.ndarray, np.ndarray], probes: Sequence[str],
               seed: int, n_boot: int, max_components: int | None = None, spatial_positions: int | None = None,
-              role: str = AGENT) -> list[dict]:
+              role: str = AGENT, validation: np.ndarray | None = None, square_view: str = "local",
+              predictions: dict[str, np.ndarray] | None = None) -> list[dict]:
     """Every probe of one (model, layer) cell: position concepts on the flat layer, spatial ones per square.
 
     Results rows (columns `COLUMNS`, without ``layer_index``), as the sweep writes them for this cell.
@@ -212,20 +258,27 @@ def cell_rows(run: str, step: int, layer: str, spatial: bool, acts: np.ndarray, 
     :param acts: the layer's activations, ``[N, ...]`` (``[N, C, H, W]`` when `spatial`).
     :param split: (train rows, test rows), grouped by game.
     :param spatial_positions: per-square probes use at most this many positions (whole games; None: all).
+    :param validation: rows (whole games, outside `split`) scored into ``validation_value``.
+    :param square_view: ``"local"`` or ``"board"`` features per square (`ModelEntry.square_view`).
+    :param predictions: filled with the task probes' predictions on the validation then test rows
+        (the layout of `held_out_layout`).
     """
     base = {"run": run, "role": role, "checkpoint_step": step, "layer": layer}
     rows: list[dict] = []
     position = [c for c in concepts if c.kind in POSITION_KINDS]
     squares = [c for c in concepts if c.kind == "spatial"] if spatial else []
+    validation = np.asarray(validation if validation is not None else [], dtype=int)
     for probe_name in probes:
         chosen = [(c.name, c.kind, c.labels) for c in position if _probe_applies(probe_name, c.kind)]
         if chosen:
             rows += _concept_rows(base, as_flat(acts), chosen, groups, keys, split, probe_name, seed, n_boot,
-                                  max_components)
+                                  max_components, validation, predictions)
         if not squares or probe_name not in ("linear", "logistic", "l1", "mlp"):
             continue
-        subset, sub_split = _spatial_subset(groups, split, spatial_positions, seed)
-        features = per_square(acts[subset])
+        subset, (sub_train, sub_test, sub_val) = _spatial_subset(groups, (*split, validation), spatial_positions,
+                                                                 seed)
+        view = board_per_square if square_view == "board" else per_square
+        features = view(acts[subset])
         n_squares = len(features) // len(subset)
         usable = [c for c in squares if c.labels.shape[1] == n_squares]
         for c in squares:
@@ -238,9 +291,13 @@ def cell_rows(run: str, step: int, layer: str, spatial: bool, acts: np.ndarray, 
         g = np.repeat(groups[subset], n_squares)
         k = np.repeat(np.unique(keys[subset], return_inverse=True)[1], n_squares) * n_squares + np.tile(
             np.arange(n_squares), len(subset))
-        cell_split = tuple(np.concatenate([i * n_squares + np.arange(n_squares) for i in part]) for part in sub_split)
+
+        def square_rows(part: np.ndarray) -> np.ndarray:
+            return (np.asarray(part, dtype=int)[:, None] * n_squares + np.arange(n_squares)).reshape(-1)
+
         labelled = [(c.name, "binary", c.labels[subset].reshape(-1).astype(int)) for c in usable]
-        rows += _concept_rows(base, features, labelled, g, k, cell_split, probe_name, seed, n_boot, max_components)
+        rows += _concept_rows(base, features, labelled, g, k, (square_rows(sub_train), square_rows(sub_test)),
+                              probe_name, seed, n_boot, max_components, square_rows(sub_val), predictions)
     return rows
 
 
@@ -273,7 +330,8 @@ class SweepSettings:
     tcav_pool: int = 2000
 
     def digest(self, concepts: Sequence[tuple[str, str]], n: int) -> str:
-        payload = json.dumps([list(concepts), n, asdict(self)], sort_keys=True, default=str)
+        # layout 2: train/validation/test folds and saved predictions (parts of older sweeps are not reused)
+        payload = json.dumps([list(concepts), n, asdict(self), {"layout": 2}], sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
@@ -294,6 +352,7 @@ class _Cell:
     tcav: tuple[tuple[str, str, str], ...]  # (concept, target, gradient file)
     settings: SweepSettings
     part: str
+    square_view: str = "local"
 
 
 def _tcav_rows(cell: _Cell, acts: np.ndarray, data, train: np.ndarray) -> list[dict]:
@@ -327,7 +386,12 @@ def _tcav_rows(cell: _Cell, acts: np.ndarray, data, train: np.ndarray) -> list[d
                      "control_value": float(cavs.random_accuracy.mean()),
                      "selectivity": float(cavs.concept_accuracy.mean() - cavs.random_accuracy.mean()), "n_test": 0})
         for target, path in targets:
-            gradients = np.load(path)
+            with np.load(path) as saved:
+                gradients, columns = saved["gradients"], saved["columns"]
+            if gradient_is_constant(gradients, groups=columns):  # a layer feeding a linear head: no test
+                rows.append({**common, "metric": f"tcav_{target}", "value": np.nan, "control": "random_cav",
+                             "n_test": len(gradients), "note": DEGENERATE_TCAV})
+                continue
             result = tcav_test(cavs, gradients)
             rows.append({**common, "metric": f"tcav_{target}", "value": result.score,
                          "ci_low": float(np.percentile(result.concept_scores, 2.5)),
@@ -342,9 +406,16 @@ def _run_cell(cell: _Cell) -> str:
     data = read_labels(cell.labels)
     concepts = [ConceptLabels(name, kind, data[f"concept:{name}"]) for name, kind in cell.concepts]
     train, test = read_split(cell.split)
+    validation = read_validation(cell.split)
     s = cell.settings
+    n_squares = int(np.prod(acts.shape[2:])) if cell.spatial and acts.ndim == 4 else 0
+    saved = held_out_layout(data["groups"], (train, test), validation, s.spatial_positions, s.seed, n_squares)
+    saved.cell = {"run": cell.run, "role": cell.role, "step": cell.step, "layer": cell.layer,
+                  "layer_index": cell.layer_index}
     rows = cell_rows(cell.run, cell.step, cell.layer, cell.spatial, acts, concepts, data["groups"], data["keys"],
-                     (train, test), s.probes, s.seed, s.n_boot, s.max_components, s.spatial_positions, cell.role)
+                     (train, test), s.probes, s.seed, s.n_boot, s.max_components, s.spatial_positions, cell.role,
+                     validation, cell.square_view, saved.predictions)
+    saved.save(predictions_path(cell.part))
     if cell.tcav:
         rows += _tcav_rows(cell, acts, data, train)
     frame = pd.DataFrame(rows, columns=COLUMNS).assign(layer_index=cell.layer_index)
@@ -378,14 +449,15 @@ def _tcav_gradients(entry: ModelEntry, layer: str, inputs: np.ndarray, concepts:
             rows = _explained(concept, test, indexed, settings.tcav_inputs, settings.seed)
             if len(rows) < 2:
                 continue
-            path = folder / f"{layer}-{concept.name}-{target}.npy"
+            path = folder / f"{layer}-{concept.name}-{target}.npz"
             if not path.exists():
                 columns = concept.columns[rows] if indexed else None
                 grads = entry.gradients(inputs[rows], layer, target, columns)
                 if not np.any(grads):
                     continue
-                with atomic_target(path, suffix=".npy") as tmp:
-                    np.save(tmp, np.asarray(grads, dtype=np.float32).reshape(len(rows), -1))
+                with atomic_target(path, suffix=".npz") as tmp:  # with the column each gradient is of
+                    np.savez(tmp, gradients=np.asarray(grads, dtype=np.float32).reshape(len(rows), -1),
+                             columns=np.asarray(columns if columns is not None else np.full(len(rows), -1)))
             out.append((concept.name, target, str(path)))
     return out
 
@@ -407,6 +479,7 @@ def run_sweep(entries: Sequence[ModelEntry], inputs: np.ndarray, concepts: Seque
     out = Path(out_dir)
     parts = out / "parts"
     parts.mkdir(parents=True, exist_ok=True)
+    predictions_path(parts / "x.parquet").parent.mkdir(exist_ok=True)
     n = len(inputs)
     concepts, skipped = expand_per_column(concepts)
     for c in concepts:
@@ -416,9 +489,9 @@ def run_sweep(entries: Sequence[ModelEntry], inputs: np.ndarray, concepts: Seque
             raise ValueError(f"concept {c.name!r} has {len(c.columns)} columns for {n} inputs")
     if len(groups) != n or len(keys) != n or (match is not None and len(match) != n):
         raise ValueError(f"groups ({len(groups)}), keys ({len(keys)}) and match must have one entry per input ({n})")
-    train, test = grouped_split(np.asarray(groups), seed=settings.seed)
+    train, validation, test = grouped_three_way_split(np.asarray(groups), seed=settings.seed)
     labels_path, split_path = write_inputs(out, groups, keys, {c.name: c.labels for c in concepts}, (train, test),
-                                           match)
+                                           match, validation)
     meta = tuple((c.name, c.kind) for c in concepts)
     digest = settings.digest(meta, n)
     store = ActivationStore(out / "activations")
@@ -437,8 +510,9 @@ def run_sweep(entries: Sequence[ModelEntry], inputs: np.ndarray, concepts: Seque
             if settings.tcav_runs and entry.gradients is not None and layer in entry.tcav_layers:
                 folder = store.path(entry.model_id, layer, f"n{n}").parent / f"gradients-{digest}"
                 tcav = tuple(_tcav_gradients(entry, layer, inputs, concepts, test, settings, folder))
-            cells.append(_Cell(entry.run, entry.role, entry.step, layer, index, spatial, str(store.path(entry.model_id, layer, f"n{n}")),
-                               str(labels_path), str(split_path), meta, tcav, settings, str(part)))
+            cells.append(_Cell(entry.run, entry.role, entry.step, layer, index, spatial,
+                               str(store.path(entry.model_id, layer, f"n{n}")), str(labels_path), str(split_path), meta,
+                               tcav, settings, str(part), entry.square_view))
     log.info("%d cells to fit", len(cells))
     for _ in tqdm(_map(cells, jobs), total=len(cells), desc="probe sweep", unit="cell", disable=not progress):
         pass

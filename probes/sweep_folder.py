@@ -5,8 +5,9 @@ A sweep folder (`probes.sweep.run_sweep`, driven by `agents.probing.probe_runs`)
     SWEEP/sweep.json        what was swept: runs, dataset, sizes, settings, skipped concepts (`SweepInfo`)
     SWEEP/results.parquet   long-form results, one row per (run, step, layer, concept, probe, metric)
     SWEEP/labels.npz        groups, keys, concept labels (and the TCAV match value) of the swept positions
-    SWEEP/split.npz         the grouped train/test split every cell uses
+    SWEEP/split.npz         the grouped train/validation/test split every cell uses
     SWEEP/parts/, SWEEP/activations/   per-cell results and cached activations (resume)
+    SWEEP/predictions/      per-cell held-out predictions (`CellPredictions`), for paired statistics
 
 Every results row has a ``role`` saying what its network is: `AGENT` (a self-play run),
 `REFERENCE` (a network trained on the oracle), `RANDOM_WEIGHTS`, `INPUT` (the raw input
@@ -128,15 +129,18 @@ def read_info(sweep_dir: str | Path) -> SweepInfo | None:
 
 
 def write_inputs(sweep_dir: str | Path, groups: np.ndarray, keys: np.ndarray, labels: dict[str, np.ndarray],
-                 split: tuple[np.ndarray, np.ndarray], match: np.ndarray | None = None) -> tuple[Path, Path]:
-    """Write ``labels.npz`` (groups, keys, ``concept:<name>`` labels, optional ``match``) and ``split.npz``.
+                 split: tuple[np.ndarray, np.ndarray], match: np.ndarray | None = None,
+                 validation: np.ndarray | None = None) -> tuple[Path, Path]:
+    """Write ``labels.npz`` (groups, keys, ``concept:<name>`` labels, optional ``match``) and ``split.npz``
+    (train and test rows, and the validation rows when there are some).
 
     :returns: (labels file, split file).
     """
     folder = Path(sweep_dir)
     split_path, labels_path = folder / SPLIT_FILE, folder / LABELS_FILE
     with atomic_target(split_path, suffix=".npz") as tmp:
-        np.savez(tmp, train=split[0], test=split[1])
+        parts = {} if validation is None else {"validation": np.asarray(validation)}
+        np.savez(tmp, train=split[0], test=split[1], **parts)
     with atomic_target(labels_path, suffix=".npz") as tmp:
         extra = {} if match is None else {"match": np.asarray(match)}
         np.savez(tmp, groups=np.asarray(groups), keys=np.asarray(keys).astype(str), **extra,
@@ -153,3 +157,56 @@ def read_split(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """A ``split.npz`` of `write_inputs`: (train rows, test rows)."""
     split = np.load(path)
     return split["train"], split["test"]
+
+
+def read_validation(path: str | Path) -> np.ndarray | None:
+    """The validation rows of a ``split.npz`` (None for a sweep written before validation folds)."""
+    split = np.load(path)
+    return split["validation"] if "validation" in split.files else None
+
+
+# ---------------------------------------------------------------------------- per-cell predictions
+PREDICTIONS_DIR = "predictions"
+
+
+@dataclass
+class CellPredictions:
+    """The held-out predictions of one (run, step, layer) cell, for paired comparisons between cells.
+
+    Rows are the validation rows then the test rows of the sweep's split: positions for
+    position concepts (`position_rows`, indices into ``labels.npz``); for spatial concepts,
+    (position, square) pairs, position by position (`square_positions`, ``n_squares`` each).
+
+    :param predictions: ``"<probe>:<concept>"`` -> predicted labels on those rows.
+    :param cell: the cell's ``run``, ``role``, ``step`` and ``layer`` (and ``layer_index``).
+    """
+
+    position_rows: np.ndarray
+    n_validation_positions: int
+    square_positions: np.ndarray
+    n_validation_square_positions: int
+    n_squares: int
+    predictions: dict[str, np.ndarray] = field(default_factory=dict)
+    cell: dict = field(default_factory=dict)
+
+    def save(self, path: str | Path) -> Path:
+        with atomic_target(path, suffix=".npz") as tmp:
+            np.savez(tmp, position_rows=self.position_rows, n_validation_positions=self.n_validation_positions,
+                     square_positions=self.square_positions,
+                     n_validation_square_positions=self.n_validation_square_positions, n_squares=self.n_squares,
+                     cell=json.dumps(self.cell), **{f"pred:{k}": v for k, v in self.predictions.items()})
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "CellPredictions":
+        with np.load(path) as data:
+            return cls(data["position_rows"], int(data["n_validation_positions"]), data["square_positions"],
+                       int(data["n_validation_square_positions"]), int(data["n_squares"]),
+                       {k[5:]: data[k] for k in data.files if k.startswith("pred:")},
+                       json.loads(str(data["cell"])) if "cell" in data.files else {})
+
+
+def predictions_path(part: str | Path) -> Path:
+    """Where the predictions of the cell whose results part file is `part` go."""
+    part = Path(part)
+    return part.parent.parent / PREDICTIONS_DIR / (part.stem + ".npz")

@@ -77,6 +77,37 @@ def sensitivities(gradients: np.ndarray, cav: CAV) -> np.ndarray:
     return gradients.reshape(len(gradients), -1) @ cav.direction
 
 
+def gradient_is_constant(gradients: np.ndarray, tol: float = 1e-5, groups: np.ndarray | None = None) -> bool:
+    """Whether the gradients point the same way for every input (zero gradients aside), or, with
+    `groups`, the same way within each group (e.g. the output column a policy-logit target names).
+
+    Then the target is, at this layer, a monotone function of one linear direction per group (a
+    layer that feeds a linear head): an input's directional derivative along a CAV has a sign
+    fixed by its group alone, each CAV's TCAV score only counts groups, and no test is possible.
+
+    :param tol: largest ``1 - cosine`` between a gradient and the group's first non-zero one
+        that still counts as the same direction.
+    """
+    flat = np.asarray(gradients, dtype=np.float64).reshape(len(gradients), -1)
+    groups = np.zeros(len(flat), dtype=int) if groups is None else np.asarray(groups)
+    if len(groups) != len(flat):
+        raise ValueError(f"groups ({len(groups)}) must have one entry per gradient ({len(flat)})")
+    norms = np.linalg.norm(flat, axis=1)
+    nonzero = norms > 1e-12 * max(float(norms.max(initial=0.0)), 1e-300)
+    if not nonzero.any():
+        return len(flat) >= 2
+    compared = 0
+    for g in np.unique(groups[nonzero]):
+        rows = nonzero & (groups == g)
+        if rows.sum() < 2:
+            continue
+        unit = flat[rows] / norms[rows, None]
+        if (1.0 - unit @ unit[0]).max() > tol:
+            return False
+        compared += 1
+    return compared > 0
+
+
 def tcav_scores(gradients: np.ndarray, cav: CAV) -> tuple[float, float]:
     """(sign score, magnitude score) of one CAV on a set of inputs."""
     s = sensitivities(gradients, cav)

@@ -4,7 +4,9 @@ Writes DIR/positions.parquet (columns: moves, ply, game_id, source, then one per
 and DIR/manifest.json. Interrupted runs (Ctrl-C, SIGTERM, kill -9) keep every finished
 batch and resume when started again with the same options; a folder holding a dataset
 made with other options is refused unless --overwrite. Progress with an ETA goes to
-stderr (--quiet turns it off).
+stderr (--quiet turns it off). At the end it lists the pairs of concept columns that are
+identical or near-identical on the dataset (|correlation| >= 0.99; also in the manifest's
+near_duplicate_concepts).
 
 Cost: exact labels (the solver concepts) of Connect Four 7x6 positions with few stones
 take seconds to minutes each. The default --min-ply is where labels get cheap: 12 on
@@ -99,6 +101,23 @@ def main(
                          solution_cache=solution_cache, players=players, progress=not quiet, overwrite=overwrite,
                          book=book, rebuild_cache=rebuild_cache)
     typer.echo(f"wrote {path} and {path.parent / 'manifest.json'}")
+    _print_duplicates(path.parent)
+
+
+def _print_duplicates(folder: Path) -> None:
+    """The manifest's identical or near-identical concept column pairs, one per line."""
+    from games.datasets import describe_duplicate, read_manifest
+
+    manifest = read_manifest(folder)
+    pairs = manifest.get("near_duplicate_concepts") or []
+    threshold = manifest.get("near_duplicate_threshold")
+    if not pairs:
+        typer.echo(f"no two concept columns are identical or near-identical on this dataset (|r| >= {threshold})")
+        return
+    typer.echo(f"{len(pairs)} pair(s) of concept columns are identical or near-identical on this dataset "
+               f"(|r| >= {threshold}; a sweep needs one of an identical pair):")
+    for pair in pairs:
+        typer.echo(f"  {describe_duplicate(pair)}")
 
 
 if __name__ == "__main__":

@@ -21,10 +21,16 @@ its worker processes; rerun the same command to continue.
     python scripts/pipeline.py                      # what `make demo` runs
     python scripts/pipeline.py --timesteps 200000 --positions 1500   # a quick look
     python scripts/pipeline.py --game tictactoe     # a few minutes
+    python scripts/pipeline.py --seeds 0,1,2        # the three-seed study (runs/study-connect4/report.md)
+
+With ``--seeds`` the pipeline runs once per seed (runs/GAME-seedS) and then writes the study
+across the seeds (``probe_report.py SWEEPS... --out``): a concept counts as represented beyond
+the controls only when it is in every seed.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -56,6 +62,10 @@ def main(
                                                                  f"{C4.reference_positions}]"),
     jobs: int = typer.Option(2, help="processes for labelling and sweeping"),
     seed: int = typer.Option(0, help="seed of every step"),
+    seeds: Optional[str] = typer.Option(None, help="comma-separated seeds (e.g. 0,1,2): one pipeline per seed, then "
+                                                   "the study across them; --run and --seed do not apply"),
+    study_out: Optional[Path] = typer.Option(None, help="folder of the study across --seeds "
+                                                        "[default: runs/study-GAME]"),
     step_args: list[str] = typer.Option([], help="extra options for one step's script, SCRIPT=OPTIONS, e.g. "
                                                  "'probe_sweep=--tcav-runs 0' or 'train_agent=--eval-games 20'; "
                                                  f"scripts: {', '.join(STEP_SCRIPTS)}; repeatable"),
@@ -65,21 +75,61 @@ def main(
     from agents.pipeline import PipelineSettings, StepFailed, Stopped, parse_step_args, pipeline_steps, run_step
     from agents.pipeline import sweep_folder
 
-    settings = PipelineSettings.resolve(game, run, timesteps, positions, min_ply, reference, reference_positions,
-                                        jobs, seed).with_extra(**parse_step_args(step_args))
+    seed_list = _parse_seeds(seeds) if seeds is not None else [seed]
+    if seeds is not None and run is not None:
+        raise typer.BadParameter("--run names one agent's folder; with --seeds each seed gets runs/GAME-seedS")
+    every = [PipelineSettings.resolve(game, run, timesteps, positions, min_ply, reference, reference_positions, jobs,
+                                      s).with_extra(**parse_step_args(step_args)) for s in seed_list]
+    study = Path(study_out) if study_out is not None else Path("runs") / f"study-{game}"
+    if seeds is not None:
+        from common.outputs import check_writable
+
+        check_writable(study / "report.md", "--study-out")
     start = time.perf_counter()
-    for step in pipeline_steps(settings):
-        print(f"\n=== {step.title}\n$ {' '.join(step.args)}", flush=True)
+    timing: list[dict] = []
+    for settings in every:
+        prefix = f"[seed {settings.seed}] " if seeds is not None else ""
+        for step in pipeline_steps(settings):
+            print(f"\n=== {prefix}{step.title}\n$ {' '.join(step.args)}", flush=True)
+            t0 = time.perf_counter()
+            try:
+                run_step(step)
+            except StepFailed as exc:
+                fail(str(exc))
+            except Stopped as exc:
+                fail(str(exc), code=128 + exc.signum)
+            timing.append({"seed": settings.seed, "step": step.title, "seconds": round(time.perf_counter() - t0, 1)})
+            print(f"=== {prefix}{step.title}: {time.perf_counter() - t0:.0f} s", flush=True)
+    if seeds is None:
+        report = sweep_folder(every[0]) / "report.md"
+    else:
+        from agents.probing import report_study
+
+        print(f"\n=== the study across seeds {', '.join(map(str, seed_list))}", flush=True)
         t0 = time.perf_counter()
-        try:
-            run_step(step)
-        except StepFailed as exc:
-            fail(str(exc))
-        except Stopped as exc:
-            fail(str(exc), code=128 + exc.signum)
-        print(f"=== {step.title}: {time.perf_counter() - t0:.0f} s", flush=True)
-    report = sweep_folder(settings) / "report.md"
+        report = report_study([sweep_folder(s) for s in every], study)
+        timing.append({"seed": None, "step": "study across seeds", "seconds": round(time.perf_counter() - t0, 1)})
+    _write_timing(report.parent / "timing.json", timing, time.perf_counter() - start)
     print(f"\npipeline done in {(time.perf_counter() - start) / 60:.1f} min; report: {report}")
+
+
+def _write_timing(path: Path, steps: list[dict], total: float) -> None:
+    """Seconds per step of this invocation (steps that resumed finished work take seconds), beside the report."""
+    from common.atomic import atomic_write_json
+    from common.provenance import machine_info
+
+    atomic_write_json({"command": "python scripts/pipeline.py " + " ".join(sys.argv[1:]), "steps": steps,
+                       "total_seconds": round(total, 1), "machine": machine_info()}, path)
+
+
+def _parse_seeds(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"--seeds expects comma-separated integers such as 0,1,2, got {text!r}") from None
+    if len(values) < 2 or len(set(values)) != len(values):
+        raise typer.BadParameter(f"--seeds needs at least two distinct seeds, got {text!r}")
+    return values
 
 
 if __name__ == "__main__":

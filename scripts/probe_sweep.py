@@ -57,13 +57,13 @@ def main(
     outcome = probe_runs(run, dataset, out, concepts.split(",") if concepts else None, max_positions,
                          probes.split(","), checkpoints, random_seeds, jobs, seed, max_components, spatial_positions,
                          tcav_runs, tcav_inputs)
-    name = run[0].name
-    table = Table(title=f"{name}: best layer per concept at the last checkpoint (linear probe, held-out games)")
-    for column in ("concept", "metric", "best layer", "value", "selectivity", "random-weight best", "input"):
+    table = Table(title="per concept at the last checkpoint: delta = probe score minus the strongest control "
+                        "(layer chosen on validation games; 95% paired bootstrap interval over held-out games)")
+    for column in ("concept", "verdict", "layer", "metric", "score", "strongest control", "delta", "interval"):
         table.add_column(column)
-    for row in outcome.best.itertuples(index=False):
-        table.add_row(row.concept, row.metric, row.layer, f"{row.value:.3f}", f"{row.selectivity:.3f}",
-                      f"{row.random_weights:.3f}", f"{row.input:.3f}")
+    for row in outcome.findings.itertuples(index=False):
+        table.add_row(row.concept, row.verdict, row.layer, row.metric, f"{row.value:.3f}", f"{row.control_value:.3f}",
+                      f"{row.delta:+.3f}", f"[{row.delta_min_ci_low:+.3f}, {row.delta_max_ci_high:+.3f}]")
     console = Console()
     console.print(table)
     console.print(f"results: {outcome.results}\nreport:  python scripts/probe_report.py {outcome.results.parent}")

@@ -429,7 +429,7 @@ def test_alpha_beta_scores_match_plain_minimax():
 def test_run_folder_holds_checkpoints_evaluations_and_plot(tiny_run):
     run, final = tiny_run
     steps = [s for s, _ in list_checkpoints(run)]
-    assert steps == checkpoint_schedule(2048, 16 * 32, 3) and final.exists()
+    assert steps == [0] + checkpoint_schedule(2048, 16 * 32, 3) and final.exists()  # step 0: the untrained network
     config = json.loads((run / "config.json").read_text())
     assert config["config"]["seed"] == 0 and "torch" in config["versions"]
     records = read_evaluations(run)

@@ -65,13 +65,16 @@ def _check_run_and_report(run: Path, runs: list[str]) -> None:
     sweep = run / "sweep-probe-data-n200"
     report = (sweep / "report.md").read_text()
     tables = _markdown_tables(report)
-    selectivity = next(t for t in tables if t and {"concept", "value", "selectivity"} <= set(t[0]))
-    assert len(selectivity) >= 5  # tic-tac-toe has a dozen concepts
-    for row in selectivity:
-        for column in ("value", "control_task", "selectivity", "random_weights", "input"):
+    found = next(t for t in tables if t and {"concept", "verdict", "delta"} <= set(t[0]))
+    assert len(found) >= 5  # tic-tac-toe has a dozen concepts
+    for row in found:
+        for column in ("delta", "delta_min_ci_low", "delta_max_ci_high"):
             assert math.isfinite(float(row[column])), (row["concept"], column, row[column])
-        assert -1.0 <= float(row["value"]) <= 1.0
-    tcav = next(t for t in tables if t and "tcav" in t[0])
+        assert row["verdict"] in ("yes", "not in every seed", "no") and -2.0 <= float(row["delta"]) <= 1.0
+    findings = pd.read_csv(sweep / "findings.csv")
+    assert sorted(findings["concept"]) == sorted(r["concept"] for r in found)
+    assert report.index("## Findings") < report.index("## Checks")  # findings first, the control task a check
+    tcav = next(t for t in tables if t and {"tcav", "p_value", "cav_accuracy"} <= set(t[0]))
     assert all(0.0 <= float(r["tcav"]) <= 1.0 and 0.0 <= float(r["p_value"]) <= 1.0 for r in tcav)
     images = [line.split("(")[1].rstrip(")") for line in report.splitlines() if line.startswith("![")]
     assert images and all((sweep / name).exists() for name in images)
@@ -110,6 +113,22 @@ def test_pipeline_with_the_reference_network_and_a_rerun_that_resumes(tmp_path):
     again = _pipeline("--game", "tictactoe", "--run", str(run), "--reference", "--reference-positions", "200", *TINY)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "--resume" in again.stdout and "2c. train the reference network" not in again.stdout
+
+
+@pytest.mark.slow
+def test_pipeline_with_seeds_writes_the_study_across_them(tmp_path):
+    done = subprocess.run([sys.executable, str(PIPELINE), "--game", "tictactoe", "--seeds", "0,1", *TINY],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=900,
+                          env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    study = tmp_path / "runs" / "study-tictactoe"
+    assert f"report: {Path('runs') / 'study-tictactoe' / 'report.md'}" in done.stdout
+    report = (study / "report.md").read_text()
+    assert "tictactoe-seed0, tictactoe-seed1 (2 seeds)" in report
+    findings = pd.read_csv(study / "findings.csv")
+    assert len(findings) >= 5 and findings["runs_represented"].str.endswith("/2").all()
+    for name in ("delta-map.png", "emergence.png"):
+        _valid_png(study / name)
 
 
 # ----------------------------------------------------------------------------- defaults

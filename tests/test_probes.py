@@ -22,13 +22,14 @@ def parity_concept(x: np.ndarray) -> np.ndarray:
 class PlantedNet(nn.Module):
     """A network whose `hidden` layer carries the parity concept in one unit, by construction."""
 
-    def __init__(self, planted: bool, seed: int = 0) -> None:
+    def __init__(self, planted: bool, seed: int = 0, deep_head: bool = False) -> None:
         super().__init__()
         torch.manual_seed(seed)
         self.planted = planted
         self.trunk = nn.Sequential(nn.Flatten(), nn.Linear(2 * 4 * 5, 16), nn.ReLU())
         self.hidden = nn.Identity()
-        self.head = nn.Linear(17, 1)
+        # a linear head makes TCAV at `hidden` degenerate (one gradient for every input); a ReLU head does not
+        self.head = nn.Sequential(nn.Linear(17, 8), nn.ReLU(), nn.Linear(8, 1)) if deep_head else nn.Linear(17, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.trunk(x)
@@ -176,12 +177,17 @@ def test_sweep_writes_long_form_results_with_controls_and_resumes(boards, tmp_pa
         return ModelEntry(run, 100, run, hooked_activations(net, ["hidden"]), [("hidden", False)], gradients,
                           {"out": False}, ["hidden"], role)
 
-    planted = PlantedNet(planted=True)
-    with torch.no_grad():
-        planted.head.weight[0, 16] = 2.0  # the output grows with the concept unit
-    entries = [entry("planted", planted), entry("random-0", PlantedNet(planted=False), "random-weights"),
-               ModelEntry("input", 0, "input", lambda inputs: {"planes": inputs}, [("planes", True)], role="input")]
-    settings = SweepSettings(n_boot=20, tcav_runs=10)
+    planted = PlantedNet(planted=True, deep_head=True)
+    with torch.no_grad():  # the output grows with the concept unit through half the head's ReLU units; the other
+        planted.head[0].weight[:4, 16] = 2.0  # half switch on and off with the trunk, so gradients vary by input
+        planted.head[0].weight[4:, 16] = 0.0
+        planted.head[2].weight.abs_()
+    linear_head = PlantedNet(planted=True)
+    entries = [entry("planted", planted), entry("random-0", PlantedNet(planted=False, deep_head=True), "random-weights"),
+               entry("linear-head", linear_head),
+               ModelEntry("input", 0, "input", lambda inputs: {"planes": inputs}, [("planes", True)], role="input",
+                          square_view="board")]
+    settings = SweepSettings(n_boot=20, tcav_runs=30)
     concepts = [ConceptLabels("parity", "binary", y),
                 ConceptLabels("stones", "count", x.reshape(len(x), -1).sum(axis=1)),
                 ConceptLabels("mine", "spatial", x[:, 0].reshape(len(x), -1).astype(int))]
@@ -190,7 +196,8 @@ def test_sweep_writes_long_form_results_with_controls_and_resumes(boards, tmp_pa
     df = pd.read_parquet(path)
     assert list(df.columns) == COLUMNS + ["q_value", "significant"]
     assert dict(df[["run", "role"]].drop_duplicates().values.tolist()) == {
-        "planted": "agent", "random-0": "random-weights", "input": "input", "baseline": "baseline"}
+        "planted": "agent", "random-0": "random-weights", "linear-head": "agent", "input": "input",
+        "baseline": "baseline"}
     cell = df[(df.run == "planted") & (df.concept == "parity") & (df.probe == "linear") & (df.metric == "accuracy")]
     assert cell.value.item() > 0.95 and cell.selectivity.item() > 0.3
     rand = df[(df.run == "random-0") & (df.concept == "parity") & (df.probe == "linear") & (df.metric == "accuracy")]
@@ -202,9 +209,12 @@ def test_sweep_writes_long_form_results_with_controls_and_resumes(boards, tmp_pa
     assert not len(df[(df.run == "planted") & (df.concept == "mine")])  # spatial concepts need spatial layers
     assert set(df[df.run == "baseline"].probe) == {"majority"}
     tcav = df[(df.probe == "tcav") & (df.metric == "tcav_out")].set_index("run")
-    assert set(tcav.index) == {"planted", "random-0"}  # binary concepts only, entries with gradients only
+    assert set(tcav.index) == {"planted", "random-0", "linear-head"}  # binary concepts, entries with gradients
     assert tcav.loc["planted", "significant"] and tcav.loc["planted", "value"] > 0.9
-    assert tcav["q_value"].notna().all() and (tcav["q_value"] >= tcav["p_value"] - 1e-12).all()
+    degenerate = tcav.loc["linear-head"]  # a layer feeding a linear head: not a test, not counted by BH
+    assert np.isnan(degenerate["value"]) and np.isnan(degenerate["p_value"]) and "not tested" in degenerate["note"]
+    valid = tcav.drop(index="linear-head")
+    assert valid["q_value"].notna().all() and (valid["q_value"] >= valid["p_value"] - 1e-12).all()
     cav = df[(df.probe == "tcav") & (df.metric == "cav_accuracy")].set_index("run")
     assert cav.loc["planted", "value"] > 0.9 and cav.loc["random-0", "value"] < 0.7
     mtimes = {p: p.stat().st_mtime for p in (tmp_path / "sweep" / "parts").iterdir()}
@@ -224,6 +234,8 @@ def test_report_compares_two_runs_layer_by_layer(boards, tmp_path):
                                                                         ["trunk", "hidden"]),
                           [("trunk", False), ("hidden", False)], role=run)
                for run in ("agent", "reference") for step in (10, 20)]
+    entries.append(ModelEntry("input", 0, "input", lambda inputs: {"planes": inputs}, [("planes", True)], role="input",
+                              square_view="board"))
     concepts = [ConceptLabels("parity", "binary", y), ConceptLabels("stones", "count", x.reshape(len(x), -1).sum(1))]
     run_sweep(entries, x, concepts, games, np.arange(len(x)), tmp_path, SweepSettings(n_boot=10, tcav_runs=0),
               progress=False)
@@ -233,8 +245,10 @@ def test_report_compares_two_runs_layer_by_layer(boards, tmp_path):
     assert list(diff.columns) == ["trunk", "hidden"]  # forward order
     assert diff.loc["parity", "hidden"] > 0.3  # only the agent's network carries the planted unit
     assert abs(diff.loc["parity", "trunk"]) < 0.15  # the same random trunk below it
-    report = write_report(tmp_path).read_text()
+    report = write_report(tmp_path, n_boot=100).read_text()
     assert "Layer by layer: agent minus reference" in report
+    assert report.index("## Findings") < report.index("## Checks") < report.index("## Runs compared")
+    assert "selectivity" not in report.split("## Checks")[0]  # the control task is a check, not a headline
     assert (tmp_path / "runs-layer-differences.png").stat().st_size > 0
 
 
@@ -325,3 +339,45 @@ def test_sweep_probes_per_column_concepts_and_records_the_ones_it_skips(boards, 
     expanded, skipped = expand_per_column([ConceptLabels("sometimes", "per_column", constant)])
     assert [c.name for c in expanded] == ["sometimes[0]"]
     assert skipped == {"sometimes[1]": "a single value in this dataset", "sometimes[2]": "a single value in this dataset"}
+
+
+# ---------------------------------------------------------------------------- study building blocks
+def test_three_way_split_keeps_games_whole_and_parts_disjoint():
+    from probes.linear import grouped_three_way_split
+
+    games = np.repeat(np.arange(100), 5)
+    train, validation, test = grouped_three_way_split(games, seed=3)
+    parts = [set(games[p]) for p in (train, validation, test)]
+    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    assert len(train) + len(validation) + len(test) == len(games)
+    assert [len(p) for p in parts] == [60, 20, 20]
+    with pytest.raises(ValueError, match="at least three games"):
+        grouped_three_way_split(np.zeros(10))
+
+
+def test_board_view_holds_every_square_relative_to_the_labelled_one():
+    from probes.activations import board_per_square, per_square
+
+    acts = np.random.default_rng(0).random((3, 2, 4, 5)).astype(np.float32)
+    rows = board_per_square(acts).reshape(3, 4, 5, 3, 7, 9)  # (C + 1) x (2H - 1) x (2W - 1) per square
+    assert np.allclose(rows[:, :, :, :2, 3, 4].reshape(-1, 2), per_square(acts))  # the centre is the square itself
+    assert np.allclose(rows[:, 1, 2, :2, 3 + 2, 4 - 1], acts[:, :, 3, 1])  # two rows down, one column left
+    assert (rows[:, 0, 0, :, :3, :] == 0).all() == (rows[:, 0, 0, 2, :3, :] == 0).all()  # above the top: off board
+    assert rows[:, 3, 4, 2].sum() == 3 * 4 * 5  # the on-board channel marks the 20 real squares
+
+
+def test_constant_gradients_are_detected_up_to_scale():
+    from probes.tcav import gradient_is_constant
+
+    direction = np.random.default_rng(0).normal(size=8)
+    assert gradient_is_constant(np.outer(np.arange(1, 6), direction))  # a monotone function of one direction
+    assert gradient_is_constant(np.vstack([np.zeros(8), direction, 2 * direction]))  # zero rows aside
+    varied = np.random.default_rng(1).normal(size=(5, 8))
+    assert not gradient_is_constant(varied)
+    assert not gradient_is_constant(np.vstack([direction, -direction]))  # opposite signs: sensitivities differ
+    rows = np.random.default_rng(2).normal(size=(3, 8))  # one direction per named column (a linear policy head)
+    columns = np.array([0, 1, 2, 0, 1, 2])
+    per_column = rows[columns] * np.arange(1, 7)[:, None]
+    assert not gradient_is_constant(per_column) and gradient_is_constant(per_column, groups=columns)
+    assert not gradient_is_constant(per_column + 0.1 * varied[:1].repeat(6, 0) * np.arange(6)[:, None],
+                                    groups=columns)

@@ -71,9 +71,9 @@ def test_no_loadable_checkpoint_is_a_clear_error_and_loses_nothing(tiny_run, tmp
     run = _copy(tiny_run, tmp_path / "run")
     for _, path in list_checkpoints(run):
         _truncate(path)
-    with pytest.raises(ValueError, match=r"none of its 3 checkpoints can be loaded.*without --resume"):
+    with pytest.raises(ValueError, match=r"none of its 4 checkpoints can be loaded.*without --resume"):  # step 0 too
         train(TrainConfig(**TINY), run, resume=True, progress_bar=False, evaluate=False)
-    assert len(list((run / "checkpoints").glob("*.zip.corrupt"))) == 3
+    assert len(list((run / "checkpoints").glob("*.zip.corrupt"))) == 4
 
 
 def test_resume_needs_a_run_folder_with_a_config_and_a_checkpoint(tiny_run, tmp_path):

@@ -9,6 +9,17 @@ square that would complete four of its stones, playable or not. Spatial labels a
 Tiers: ``static`` (bitboard arithmetic), ``search`` (a few plies), ``rules`` (instances
 of Allis' nine strategic rules), ``solver`` (exact solution, through a shared solver and
 optionally an SQLite `SolutionCache` passed as ``cache["solution_cache"]``).
+
+One name per concept: ``forced_win_in_k`` is registered for k = 3, 5, 7; k = 1 is exactly
+``win_in_1`` (a forced win within one ply is a win at once), so ``forced_win_in_1`` is an
+alias of ``win_in_1`` (`games.concepts.aliases`), not a second concept. ``n_lowinverse``
+and ``n_highinverse`` are both kept although they are equal on boards of even height
+(7x6, 5x4, 6x4): a column's empty squares are contiguous up to the top row, so there
+every Vertical (lower square in an even row) is the lower pair of a Highinverse triple and
+the two counts agree; on odd heights (6x5, 8x7) the topmost Vertical of a column has no
+square above it and the counts differ. Their square maps differ on every size (a
+Highinverse also uses the square above). `games.datasets.near_duplicate_concepts`
+reports such pairs per dataset.
 """
 
 from __future__ import annotations
@@ -19,7 +30,7 @@ from typing import Sequence
 import numpy as np
 from numba import njit
 
-from games.concepts import Concept, register_concept
+from games.concepts import Concept, register_alias, register_concept
 from games.connect4.bitboard import ONE, ZERO, winning_squares
 from games.connect4.position import Position
 from games.connect4.tables import board_tables
@@ -103,7 +114,8 @@ def _threats_opp_map(f):
     return _spatial(f.w_opp, f.t)
 
 
-@_static("win_in_1", "binary", "me", "I can complete four with my next move.", params={"columns": "winning_moves"})
+@_static("win_in_1", "binary", "me", "I can complete four with my next move (alias: forced_win_in_1).",
+         params={"columns": "winning_moves"})
 def _win_in_1(f):
     return f.win_now
 
@@ -304,7 +316,8 @@ def _forced_win_batch(cur, mask, plies, height, bottom, full, out):
 
 
 def forced_win_concept(plies: int) -> Concept:
-    """The concept "I can force four within `plies` plies" (register it for other depths)."""
+    """The concept "I can force four within `plies` plies" (register it for other odd depths;
+    ``plies=1`` is ``win_in_1``, registered as the alias ``forced_win_in_1``)."""
     if plies < 1:
         raise ValueError(f"plies must be >= 1, got {plies}")
 
@@ -321,8 +334,9 @@ def forced_win_concept(plies: int) -> Concept:
                    compute, {"plies": plies})
 
 
-for _k in (1, 3, 5, 7):
+for _k in (3, 5, 7):
     register_concept(GAME, forced_win_concept(_k))
+register_alias(GAME, "forced_win_in_1", "win_in_1", "a forced win within 1 ply is a win at once")
 
 
 # ------------------------------------------------------------------------------ solver
@@ -444,6 +458,12 @@ _RULE_DOCS = {
     "specialbefore": "a Before with exactly one directly playable empty square, with another directly playable square "
                      "outside the group's columns",
 }
+# Said in the docs of the count concepts (not of the square maps, which differ on every board).
+_RULE_NOTES = {
+    "lowinverse": " Equals n_highinverse on boards of even height (7x6, 5x4), where every Vertical is the lower pair "
+                  "of a Highinverse column; differs on odd heights (6x5, 8x7).",
+    "highinverse": " Equals n_lowinverse on boards of even height (7x6, 5x4); differs on odd heights (6x5, 8x7).",
+}
 
 
 @functools.lru_cache(maxsize=None)
@@ -530,7 +550,8 @@ def allis_rules(game, states, cache: dict) -> dict:
 def _register_rule(key: str, rule: str, perspective: str) -> None:
     who = {"none": "", "me": " (me as the controller of zugzwang)", "opp": " (the opponent as the controller)"}[perspective]
     doc = _RULE_DOCS[rule] + who + "."
-    register_concept(GAME, Concept(f"n_{key}", "count", perspective, "rules", f"Number of {rule.capitalize()} instances: " + doc,
+    register_concept(GAME, Concept(f"n_{key}", "count", perspective, "rules",
+                                   f"Number of {rule.capitalize()} instances: " + doc + _RULE_NOTES.get(key, ""),
                                    lambda game, states, cache: allis_rules(game, states, cache)[key][0]))
     register_concept(GAME, Concept(f"{key}_squares", "spatial", perspective, "rules",
                                    f"Squares used by some {rule.capitalize()} instance: " + doc,
