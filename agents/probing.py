@@ -312,21 +312,15 @@ def _sweep_context(sweep_dirs: Sequence[Path]) -> tuple[dict[str, list[StrengthC
     return strength, families
 
 
-def _check_study_options(margin: float, alpha: float) -> None:
-    if not 0 < alpha < 1:
-        raise ValueError(f"--alpha must be in (0, 1), got {alpha}")
-    if margin < 0:
-        raise ValueError(f"--margin must be >= 0, got {margin}")
-
-
 def report_sweep(sweep_dir: str | Path, margin: float = 0.02, alpha: float = 0.05) -> Path:
     """Write the report of a sweep folder (`probes.report.write_report`) with the strength curve of each
     swept run that still exists and the concepts' families; returns ``SWEEP/report.md``."""
     from common.outputs import check_writable
+    from probes.study import StudySettings
 
     sweep_dir = Path(sweep_dir)
     read_results(sweep_dir)  # a clear error before anything else when there are no results
-    _check_study_options(margin, alpha)
+    StudySettings(margin=margin, alpha=alpha)  # out-of-range options: a clear error before any work
     check_writable(sweep_dir / "report.md", "report")
     strength, families = _sweep_context([sweep_dir])
     return write_report(sweep_dir, strength, margin=margin, alpha=alpha, families=families)
@@ -346,9 +340,9 @@ def report_study(sweep_dirs: Sequence[str | Path], out: str | Path, margin: floa
                          "write its own report")
     for d in sweep_dirs:
         read_results(d)
-    _check_study_options(margin, alpha)
+    settings = StudySettings(margin=margin, alpha=alpha)  # out-of-range options: a clear error before any work
     check_writable(Path(out) / "report.md", "--out")
     strength, families = _sweep_context(sweep_dirs)
-    return write_study_report(out, sweep_dirs, families, strength, StudySettings(margin=margin, alpha=alpha),
+    return write_study_report(out, sweep_dirs, families, strength, settings,
                               title=f"What the agent represents beyond its architecture and input: "
                                     f"{len(sweep_dirs)} seeds")

@@ -59,7 +59,6 @@ from probes.tcav import benjamini_hochberg
 
 log = logging.getLogger(__name__)
 
-CONTROL_ROLES = (RANDOM_WEIGHTS, INPUT)  # plus each run's own step-0 checkpoint
 STEP_ZERO = "step-0"
 VERDICTS = ("yes", "not in every seed", "no")
 
@@ -84,11 +83,11 @@ class StudySettings:
 
     def __post_init__(self) -> None:
         if not 0 < self.alpha < 1:
-            raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
+            raise ValueError(f"alpha (--alpha) must be in (0, 1), got {self.alpha}")
         if self.n_boot < 10:
             raise ValueError(f"n_boot must be at least 10, got {self.n_boot}")
         if self.margin < 0:
-            raise ValueError(f"margin must be >= 0, got {self.margin}")
+            raise ValueError(f"margin (--margin) must be >= 0, got {self.margin}")
 
 
 # ---------------------------------------------------------------------------- per-game statistics
