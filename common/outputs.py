@@ -2,11 +2,12 @@
 in a second, not after an hour, and a user's run never replaces recorded results unasked.
 
 `check_writable` checks one output file; `prepare_output` creates a script's output folder.
-The scripts that use `prepare_output` (the LM scripts, ``probe_causal.py``) write into
-``runs/<name>`` unless ``--out`` names a folder; an existing folder that already holds a
-finished result (its marker file, e.g. ``summary.json``) is only written into with
-``--overwrite``. Unfinished folders (a killed resumable run) are reused, so rerunning the
-same command resumes.
+The LM scripts use `prepare_output` to write into ``runs/<name>`` unless ``--out`` names a
+folder; an existing folder that already holds a finished result (its marker file, e.g.
+``summary.json``) is only written into with ``--overwrite``. Unfinished folders (a killed
+resumable run) are reused, so rerunning the same command resumes. ``probe_usage.py`` needs
+``--out`` and always resumes there (its results carry their settings and are redone when
+those differ).
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ ids (game ids), so the same code serves the Connect Four agent and transformer L
 * `probes.tcav`: CAVs, TCAV scores with random-CAV significance tests, Benjamini-Hochberg,
   gradients of a target with respect to a layer;
 * `probes.sweep`: checkpoints x layers x concepts x probes x controls, plus TCAV, as long-form results;
-* `probes.causal`: steering and erasure (LEACE, INLP) with random controls;
+* `probes.study` / `probes.study_report`: deltas against the strongest control across seeds;
+* `probes.causal`: concept erasers (LEACE, INLP, random) and output-editing hooks;
+* `probes.interventions` / `probes.usage_report`: per-square and whole-board interventions and
+  activation patching judged on oracle-labelled positions; represented vs used;
 * `probes.report`: the Markdown/PNG report of a sweep.
 """

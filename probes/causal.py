@@ -13,13 +13,13 @@
   - controls of the same rank: `random_subspace_eraser` (an orthogonal projection onto a
     random subspace, INLP's control) and ``random_subspace_eraser(..., cov=Cov(X))`` (a
     random subspace in whitened coordinates, the same form as LEACE: its control).
-* **Hooks** (`intervene`, `steer`, `erase`): context managers that edit a named torch
-  module's output (flattened to ``[N, D]`` and reshaped back) and restore the model on exit.
-* **Experiments** (`steering_curve`, `erasure_effect`): a user metric with and without the
-  intervention, against random controls of equal size, as tidy records with a 95%
-  interval over the control seeds.
+* **Hooks** (`edit_output`, and on flattened ``[N, D]`` outputs `intervene`, `steer`, `erase`):
+  context managers that edit a named torch module's output and restore the model on exit.
+* `random_direction_like`: a random direction of equal norm (steering's control).
 
-Model- and game-agnostic: it knows activations, labels, torch modules and metric callables.
+Experiments built on these (per-square and whole-board interventions, patching, judged by an
+oracle) are `probes.interventions`. Model- and game-agnostic: it knows activations, labels
+and torch modules.
 """
 
 from __future__ import annotations
@@ -27,16 +27,13 @@ from __future__ import annotations
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
-from scipy import stats
 from torch import nn
 
 log = logging.getLogger(__name__)
-
-Metric = Callable[[], Mapping[str, float]]
 
 
 # ---------------------------------------------------------------------------- erasers
@@ -242,12 +239,6 @@ def random_direction_like(direction: np.ndarray, seed: int = 0) -> np.ndarray:
     return v * (np.linalg.norm(direction) / np.linalg.norm(v))
 
 
-def projection_scale(x: np.ndarray, direction: np.ndarray) -> float:
-    """The standard deviation of the activations' projections on the unit `direction` (alpha's unit)."""
-    u = np.asarray(direction, dtype=np.float64).reshape(-1)
-    return float(np.std(_as_2d(x) @ (u / np.linalg.norm(u))))
-
-
 # ---------------------------------------------------------------------------- hooks
 def _module(model: nn.Module, layer: str) -> nn.Module:
     modules = dict(model.named_modules())
@@ -258,8 +249,8 @@ def _module(model: nn.Module, layer: str) -> nn.Module:
 
 
 @contextmanager
-def intervene(model: nn.Module, layer: str, edit: Callable[[torch.Tensor], torch.Tensor]) -> Iterator[None]:
-    """Within the block, replace `layer`'s output ``o`` by ``edit(o.flatten(1)).reshape(o.shape)``.
+def edit_output(model: nn.Module, layer: str, edit: Callable[[torch.Tensor], torch.Tensor]) -> Iterator[None]:
+    """Within the block, replace `layer`'s output ``o`` by ``edit(o)`` (same shape, e.g. ``[N, C, H, W]``).
 
     Tuple outputs have their first element edited. The hook is removed on exit, even on errors.
     """
@@ -269,7 +260,10 @@ def intervene(model: nn.Module, layer: str, edit: Callable[[torch.Tensor], torch
         first = output[0] if isinstance(output, (tuple, list)) else output
         if not isinstance(first, torch.Tensor):
             raise TypeError(f"layer {layer!r} returns {type(first).__name__}, not a tensor")
-        edited = edit(first.reshape(len(first), -1)).reshape(first.shape)
+        edited = edit(first)
+        if edited.shape != first.shape:
+            raise ValueError(f"an edit of layer {layer!r} changed its output's shape {tuple(first.shape)} "
+                             f"to {tuple(edited.shape)}")
         if isinstance(output, (tuple, list)):
             return type(output)([edited, *output[1:]])
         return edited
@@ -279,6 +273,13 @@ def intervene(model: nn.Module, layer: str, edit: Callable[[torch.Tensor], torch
         yield
     finally:
         handle.remove()
+
+
+@contextmanager
+def intervene(model: nn.Module, layer: str, edit: Callable[[torch.Tensor], torch.Tensor]) -> Iterator[None]:
+    """Within the block, replace `layer`'s output ``o`` by ``edit(o.flatten(1)).reshape(o.shape)``."""
+    with edit_output(model, layer, lambda out: edit(out.reshape(len(out), -1)).reshape(out.shape)):
+        yield
 
 
 @contextmanager
@@ -300,99 +301,3 @@ def erase(model: nn.Module, layer: str, eraser: Eraser) -> Iterator[None]:
     """Apply `eraser` to `layer`'s (flattened) output."""
     with intervene(model, layer, eraser.apply_torch):
         yield
-
-
-# ---------------------------------------------------------------------------- experiments
-def summarise(values: Sequence[float]) -> dict[str, float]:
-    """Mean, standard deviation, min, max and the 95% t-interval of the mean of `values`."""
-    v = np.asarray(values, dtype=np.float64)
-    n = len(v)
-    mean = float(v.mean()) if n else float("nan")
-    sd = float(v.std(ddof=1)) if n > 1 else 0.0
-    half = float(stats.t.ppf(0.975, n - 1) * sd / np.sqrt(n)) if n > 1 else 0.0
-    return {"mean": mean, "sd": sd, "ci_low": mean - half, "ci_high": mean + half,
-            "min": float(v.min()) if n else float("nan"), "max": float(v.max()) if n else float("nan"), "n": n}
-
-
-def _records(base: dict, values: Mapping[str, list[float]], baseline: Mapping[str, float]) -> list[dict]:
-    out = []
-    for metric, vals in values.items():
-        s = summarise(vals)
-        out.append({**base, "metric": metric, **s, "baseline": float(baseline[metric]),
-                    "effect": s["mean"] - float(baseline[metric])})
-    return out
-
-
-def _evaluate(metric: Metric) -> dict[str, float]:
-    with torch.no_grad():
-        return {k: float(v) for k, v in metric().items()}
-
-
-def steering_curve(model: nn.Module, layer: str, direction: np.ndarray, alphas: Sequence[float], metric: Metric,
-                   n_random: int = 5, seed: int = 0, progress: bool = False) -> list[dict]:
-    """`metric` while steering along `direction` and along random directions of equal norm.
-
-    :param model: the torch module (left unchanged).
-    :param layer: the module whose output is steered.
-    :param direction: ``[D]`` steering vector in flattened-activation units (its norm is kept:
-        pass ``scale * unit_direction`` to express alpha in units of `scale`).
-    :param alphas: multipliers.
-    :param metric: a callable that runs the model and returns ``{metric name: value}``.
-    :param n_random: random directions (seeds ``seed .. seed + n_random - 1``).
-    :returns: one record per (alpha, ``direction`` = ``concept`` | ``random``, metric), with the
-        mean and 95% interval over the random seeds (``n = 1`` for the concept direction),
-        the unsteered ``baseline`` and ``effect = mean - baseline``.
-    """
-    baseline = _evaluate(metric)
-    randoms = [random_direction_like(direction, seed + i) for i in range(n_random)]
-    records: list[dict] = []
-    grid = list(alphas)
-    if progress:
-        from tqdm.auto import tqdm
-
-        grid = tqdm(grid, desc=f"steering {layer}", leave=False)
-    for alpha in grid:
-        with steer(model, layer, direction, alpha):
-            concept = _evaluate(metric)
-        rand: dict[str, list[float]] = {}
-        for r in randoms:
-            with steer(model, layer, r, alpha):
-                for k, v in _evaluate(metric).items():
-                    rand.setdefault(k, []).append(v)
-        records += _records({"alpha": float(alpha), "direction": "concept"}, {k: [v] for k, v in concept.items()}, baseline)
-        records += _records({"alpha": float(alpha), "direction": "random"}, rand, baseline)
-    return records
-
-
-def erasure_effect(model: nn.Module, layer: str, erasers: Mapping[str, Eraser],
-                   controls: Mapping[str, Sequence[Eraser]], metric: Metric, progress: bool = False) -> list[dict]:
-    """`metric` with each eraser applied at `layer`, against its random controls.
-
-    :param erasers: name -> fitted eraser (e.g. ``{"leace": ..., "inlp": ...}``).
-    :param controls: name -> random erasers of the same rank (same names as `erasers`).
-    :returns: records (``eraser`` name, ``kind`` = ``concept`` | ``random``, ``rank``, metric,
-        mean with 95% interval over controls, ``baseline``, ``effect``).
-    """
-    missing = [name for name in erasers if name not in controls]
-    if missing:
-        raise ValueError(f"no random controls for erasers {missing}")
-    baseline = _evaluate(metric)
-    records: list[dict] = []
-    names = list(erasers)
-    if progress:
-        from tqdm.auto import tqdm
-
-        names = tqdm(names, desc=f"erasing at {layer}", leave=False)
-    for name in names:
-        eraser = erasers[name]
-        with erase(model, layer, eraser):
-            concept = _evaluate(metric)
-        rand: dict[str, list[float]] = {}
-        for control in controls[name]:
-            with erase(model, layer, control):
-                for k, v in _evaluate(metric).items():
-                    rand.setdefault(k, []).append(v)
-        base = {"eraser": name, "rank": eraser.rank}
-        records += _records({**base, "kind": "concept"}, {k: [v] for k, v in concept.items()}, baseline)
-        records += _records({**base, "kind": "random"}, rand, baseline)
-    return records

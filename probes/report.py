@@ -30,6 +30,9 @@ import numpy as np
 import pandas as pd
 
 from common.atomic import atomic_save_figure
+from common.markdown import frame_to_markdown
+from probes.study import Study, StudySettings, analyse
+from probes.study_report import write_study_report
 from probes.sweep_folder import (
     LABELS_FILE,
     RESULTS_FILE,
@@ -38,8 +41,6 @@ from probes.sweep_folder import (
     read_results,
     with_roles,
 )
-from probes.study import Study, StudySettings, analyse
-from probes.study_report import write_study_report
 
 log = logging.getLogger(__name__)
 
@@ -196,18 +197,14 @@ def plot_layer_differences(diff: pd.DataFrame, first: str, second: str, path: Pa
 
 
 def _markdown(frame: pd.DataFrame, digits: int = 3) -> str:
-    """A plain Markdown table (no optional dependency)."""
-    if frame.empty:
-        return "_(none)_\n"
+    """A plain Markdown table, numbers to `digits` places."""
 
     def cell(v) -> str:
         if isinstance(v, (float, np.floating)):
             return "" if np.isnan(v) else f"{v:.{digits}g}" if abs(v) >= 1000 else f"{v:.{digits}f}"
         return str(v)
 
-    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines) + "\n"
+    return frame_to_markdown(frame, cell)
 
 
 def final_scores(study: Study, run: str) -> pd.DataFrame:

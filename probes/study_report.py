@@ -23,7 +23,15 @@ import numpy as np
 import pandas as pd
 
 from common.atomic import atomic_save_figure, atomic_target, atomic_write_text
-from probes.study import Study, StudySettings, analyse, finding_sentences, findings, tcav_summary
+from common.markdown import frame_to_markdown
+from probes.study import (
+    Study,
+    StudySettings,
+    analyse,
+    finding_sentences,
+    findings,
+    tcav_summary,
+)
 from probes.sweep_folder import read_results
 
 log = logging.getLogger(__name__)
@@ -182,18 +190,14 @@ def write_appendix(study: Study, runs: Sequence[str], table: pd.DataFrame, out: 
 
 
 def _markdown(frame: pd.DataFrame) -> str:
-    if frame.empty:
-        return "_(none)_\n"
 
     def cell(v) -> str:
         if isinstance(v, (float, np.floating)):
             return "" if np.isnan(v) else (f"{int(v):,}" if float(v).is_integer() and abs(v) >= 100 else f"{v:+.3f}"
                                            if abs(v) < 100 else f"{v:.0f}")
-        return str(v).replace("|", "/")
+        return str(v)
 
-    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines) + "\n"
+    return frame_to_markdown(frame, cell)
 
 
 def write_study_report(out: str | Path, sweep_dirs: Sequence[str | Path], families: Mapping[str, str] | None = None,

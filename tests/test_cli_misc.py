@@ -52,11 +52,16 @@ CASES = [
     ("bench_coldstart: illegal move string", ["scripts/bench_coldstart.py", "--position", "48x", "--out",
                                               "{root}/c.json"], 2, "error: move 2 in '48x'"),
     ("bench_coldstart: negative count", ["scripts/bench_coldstart.py", "--warm", "-1"], 2, "--warm must be 0 or more"),
-    ("probe_causal: zero positions", ["scripts/probe_causal.py", "{root}/run", "--positions", "0"], 2,
-     "--positions must be at least 1, got 0"),
-    ("probe_causal: missing checkpoint", ["scripts/probe_causal.py", "{root}/no-such-run"], 2, "no-such-run"),
-    ("probe_causal: finished output", ["scripts/probe_causal.py", "{root}", "--out", "{finished}"], 2,
-     "already holds a result"),
+    ("probe_usage: nothing to test", ["scripts/probe_usage.py", "--out", "{root}/usage"], 2,
+     "name a --study folder, or --network checkpoints"),
+    ("probe_usage: not a study folder", ["scripts/probe_usage.py", "--study", "{root}", "--out", "{root}/usage"], 2,
+     "holds no seed folders"),
+    ("probe_usage: bad alphas", ["scripts/probe_usage.py", "--study", "{root}", "--alphas", "a,b", "--out",
+                                 "{root}/usage"], 2, "--alphas must be comma-separated numbers"),
+    ("probe_usage: too few controls", ["scripts/probe_usage.py", "--study", "{root}", "--random-controls", "0",
+                                       "--out", "{root}/usage"], 2, "n_random must be an integer of at least 1"),
+    ("probe_usage: missing network", ["scripts/probe_usage.py", "--network", "{root}/no-such-run", "--network-dataset",
+                                      "{root}", "--out", "{root}/usage"], 2, "no-such-run"),
     ("lm_rome: zero edits", ["scripts/lm_rome.py", "--n-edits", "0"], 2, "--n-edits must be at least 1, got 0"),
     ("lm_rome: unknown editor", ["scripts/lm_rome.py", "--editor", "memit"], 2, "unknown editors ['memit']"),
     ("lm_rome: finished output", ["scripts/lm_rome.py", "--out", "{finished}"], 2,
@@ -118,7 +123,7 @@ def test_lm_scripts_default_to_runs_not_to_the_recorded_results(tmp_path):
         assert not Path("results").exists()
     finally:
         os.chdir(old)
-    for script in ("lm_rome", "lm_backup_heads", "lm_mae", "lm_probe_demo", "lm_backup_emergence", "probe_causal"):
+    for script in ("lm_rome", "lm_backup_heads", "lm_mae", "lm_probe_demo", "lm_backup_emergence", "probe_usage"):
         text = (REPO / "scripts" / f"{script}.py").read_text()
         assert 'Path("results")' not in text, script  # no default into the committed results
         assert "run_app(app)" in text and "prepare_output(" in text, script
