@@ -199,7 +199,7 @@ def probe_runs(runs: Sequence[str | Path], dataset: str | Path, out: str | Path 
                checkpoints: int = 0, random_seeds: int = 3, jobs: int = 2, seed: int = 0,
                max_components: int = SweepSettings.max_components, spatial_positions: int = SweepSettings.spatial_positions,
                tcav_runs: int = SweepSettings.tcav_runs, tcav_inputs: int = SweepSettings.tcav_inputs,
-               progress: bool = True) -> SweepOutcome:
+               progress: bool = True, engine: str = "local", address: str | None = None) -> SweepOutcome:
     """Probe every checkpoint of `runs` on a dataset: layers x concepts x probes, with controls (resumable).
 
     Checks everything before any work (errors name the option or file), keeps at most
@@ -217,8 +217,13 @@ def probe_runs(runs: Sequence[str | Path], dataset: str | Path, out: str | Path 
     :param spatial_positions: positions used by per-square probes (0: all).
     :param tcav_runs: concept and random CAVs per TCAV test (0: no TCAV).
     :param tcav_inputs: held-out positives explained per TCAV test.
+    :param engine: where cells are fitted: ``local`` processes or ``ray`` (`jobs` workers; see
+        `probes.sweep.run_sweep`); :param address: a Ray cluster's address.
     """
+    from common.engine import check_engine_options
     from common.outputs import check_writable
+
+    check_engine_options(engine, address)
     from games.datasets import read_dataset
     from probes.linear import PROBES
 
@@ -284,7 +289,8 @@ def probe_runs(runs: Sequence[str | Path], dataset: str | Path, out: str | Path 
                      {**asdict(settings), "probes": list(settings.probes)}, skipped)  # as JSON reads it back
     write_info(out, info)
     path = run_sweep(entries, inputs, chosen, df["game_id"].to_numpy(), keys, out, settings, jobs=jobs,
-                     match=df["ply"].to_numpy() if "ply" in df else None, progress=progress)
+                     match=df["ply"].to_numpy() if "ply" in df else None, progress=progress, engine=engine,
+                     address=address)
     from probes.study import analyse, findings
 
     return SweepOutcome(path, info, findings(analyse([out]), families=concept_families(data)))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -227,11 +227,13 @@ class SelfPlayCallback(BaseCallback):
         log.info("checkpoint %s", path)
 
 
-def resumable_config(run_dir: str | Path) -> TrainConfig:
+def resumable_config(run_dir: str | Path, total_timesteps: int | None = None) -> TrainConfig:
     """The saved settings of a run that ``resume=True`` can continue; a clear error otherwise.
 
     A run can be resumed when its folder holds ``config.json`` and at least one checkpoint
     (a run killed before its first checkpoint is started again, without resuming).
+
+    :param total_timesteps: if given, replaces the saved budget (the one setting a resumed run may change).
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -241,6 +243,8 @@ def resumable_config(run_dir: str | Path) -> TrainConfig:
     if not list_checkpoints(run_dir):
         raise FileNotFoundError(f"cannot resume {run_dir}: it holds no checkpoint (expected "
                                 f"{run_dir / 'checkpoints'}/step_*.zip); start it again without --resume")
+    if total_timesteps is not None:
+        config = replace(config, total_timesteps=total_timesteps)
     return config
 
 

@@ -57,3 +57,21 @@ def run_app(app: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         raise
     except (UserError, *USER_ERRORS) as exc:
         fail(_message(exc))
+
+
+def parse_int_ranges(spec: str, name: str) -> list[int]:
+    """Non-negative integers from ``"2-10"`` or ``"2,4,6"`` (or a mix), sorted and distinct.
+
+    :param name: the option, for the error message.
+    :raises ValueError: naming the option and the accepted forms.
+    """
+    out: list[int] = []
+    try:
+        for part in spec.split(","):
+            lo, _, hi = part.partition("-")
+            out.extend(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        out = []
+    if not out or min(out) < 0:
+        raise ValueError(f"{name} {spec!r}: give plies like 2-10 or 2,4,6 (>= 0)")
+    return sorted(set(out))

@@ -48,12 +48,8 @@ import hashlib
 import json
 import logging
 import math
-import os
 import random
-import signal
-import threading
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -62,7 +58,7 @@ import numpy as np
 from common.atomic import atomic_target, atomic_write_text
 from common.json_files import read_json
 from common.outputs import check_writable
-from common.processes import die_with_parent
+from common.engine import Engine, EngineTerminated, check_engine_options, engine_scope
 from games.base import Game
 from games.concepts import aliases, select
 from games.registry import get, opening_book_users
@@ -381,6 +377,33 @@ def stratify(positions: list[SampledPosition], n: int, rng: random.Random) -> li
 
 
 # ------------------------------------------------------------------------------ labelling
+_WORKER_GAMES: dict[str, Game] = {}
+
+
+def _worker_game(game_spec: dict, book_path: str | None) -> Game:
+    """The game of a labelling worker, built once per process: its solver (compiled kernels,
+    transposition table, opening book) stays warm from one batch to the next."""
+    key = json.dumps([game_spec, book_path], sort_keys=True, default=str)
+    if key not in _WORKER_GAMES:
+        game = get(game_spec["name"], **game_spec["kwargs"])
+        if book_path:
+            game.use_opening_book(book_path)
+        _WORKER_GAMES[key] = game
+    return _WORKER_GAMES[key]
+
+
+def forget_worker_games() -> None:
+    """Drop this process's cached labelling games (benchmarks: each configuration starts with cold tables)."""
+    _WORKER_GAMES.clear()
+
+
+def part_file(parts: Path, index: int, texts: Sequence[str]) -> Path:
+    """The part file of batch `index`, keyed by a hash of its positions: a finished part is
+    recognised by name and never labelled again, whichever engine or worker wrote it."""
+    digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:12]
+    return parts / f"part-{index:05d}-{digest}.parquet"
+
+
 def _label_batch(args: tuple) -> tuple[str, int]:
     """Worker: label one batch and write its Parquet part atomically; returns (part path, positions)."""
     game_spec, texts, concept_names, part_path, cache_path, book_path = args
@@ -388,9 +411,7 @@ def _label_batch(args: tuple) -> tuple[str, int]:
 
     from games.concepts import label
 
-    game = get(game_spec["name"], **game_spec["kwargs"])
-    if book_path:
-        game.use_opening_book(book_path)
+    game = _worker_game(game_spec, book_path)
     states = [game.parse(t) for t in texts]
     labels = label(game, states, concept_names, solution_cache=cache_path or None)
     df = pd.DataFrame({name: list(values) if values.ndim > 1 else values for name, values in labels.items()})
@@ -425,6 +446,8 @@ def build_dataset(
     overwrite: bool = False,
     book: str | Path | None = None,
     rebuild_cache: bool = False,
+    engine: str | Engine = "local",
+    address: str | None = None,
 ) -> Path:
     """Sample, label and write ``out_dir/positions.parquet`` and ``out_dir/manifest.json``.
 
@@ -446,10 +469,17 @@ def build_dataset(
         (default: the deepest shipped or cached one, as `solver.default_solver`).
     :param rebuild_cache: move a corrupt `solution_cache` aside (to ``FILE.corrupt-<time>``)
         and start a new one, instead of stopping with an error.
+    :param engine: where batches are labelled: ``local`` processes (`jobs` of them) or ``ray``
+        (`jobs` actors; a private local instance unless `address` or ``$RAY_ADDRESS`` names a
+        cluster), or an `common.engine.Engine`. Batches are started most expensive first (the
+        fewest stones) and each is written as its own part file, so the dataset is the same
+        byte for byte whatever the engine.
+    :param address: Ray cluster address (``engine="ray"`` only).
     """
     import pandas as pd
 
     _check_counts(n=n, jobs=jobs, batch_size=batch_size, min_ply=min_ply, random_opening=random_opening)
+    check_engine_options(engine, address)
     game_kwargs = dict(game_kwargs or {})
     game = get(game_name, **game_kwargs)
     chosen = select(game, concepts)
@@ -519,9 +549,14 @@ def build_dataset(
     texts = [r["text"] for r in rows]
     batches = [(i, texts[i:i + batch_size]) for i in range(0, len(texts), batch_size)]
     spec = {"name": game.name, "kwargs": game_kwargs}
-    todo = [(spec, t, [c.name for c in chosen], parts / f"part-{i // batch_size:05d}.parquet",
-             str(solution_cache) if solution_cache else None, str(book) if book else None)
-            for i, t in batches if not (parts / f"part-{i // batch_size:05d}.parquet").exists()]
+    files = [part_file(parts, i // batch_size, t) for i, t in batches]
+    plies = [r["ply"] for r in rows]
+    todo = [(spec, t, [c.name for c in chosen], files[k], str(solution_cache) if solution_cache else None,
+             str(book) if book else None)
+            for k, (i, t) in enumerate(batches) if not files[k].exists()]
+    # the most expensive first: fewer stones cost the solver more (a stable sort keeps sample order otherwise)
+    order = {str(files[k]): min(plies[i:i + batch_size]) for k, (i, _) in enumerate(batches)}
+    todo.sort(key=lambda item: order[str(item[3])])
     logger.info("%d of %d batches to label", len(todo), len(batches))
     if todo:
         bar = None
@@ -532,22 +567,24 @@ def build_dataset(
             bar = tqdm(total=len(texts), initial=done, desc=f"labelling {game.name} positions", unit="pos",
                        smoothing=0.1)
         try:
-            for _, count in _run(todo, jobs):
-                if bar is not None:
-                    bar.update(count)
-        except (KeyboardInterrupt, _Terminated):
+            with engine_scope(engine, jobs, address) as runner:
+                if len(todo) > 1 and runner.jobs > 1:
+                    logger.info("labelling on the %s", runner.describe())
+                for _, count in runner.map_unordered(_label_batch, todo):
+                    if bar is not None:
+                        bar.update(count)
+        except (KeyboardInterrupt, EngineTerminated):
             if bar is not None:
                 bar.close()
                 bar = None
-            finished = sum(1 for i, _ in batches if (parts / f"part-{i // batch_size:05d}.parquet").exists())
+            finished = sum(1 for f in files if f.exists())
             logger.warning("interrupted: %d of %d batches are labelled and kept in %s; rerun the same command to "
                            "resume", finished, len(batches), parts)
             raise
         finally:
             if bar is not None:
                 bar.close()
-    labels = pd.concat([pd.read_parquet(parts / f"part-{i // batch_size:05d}.parquet") for i, _ in batches],
-                       ignore_index=True)
+    labels = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
     df = pd.concat([pd.DataFrame({"moves": texts, "ply": [r["ply"] for r in rows],
                                   "game_id": [r["game_id"] for r in rows], "source": [r["source"] for r in rows]}),
                     labels], axis=1)
@@ -733,47 +770,6 @@ def _existing_sample(out: Path, digest: str, config: dict, overwrite: bool) -> d
         raise ValueError(f"{out} already holds a dataset made with {why}; pass --overwrite (overwrite=True) to "
                          "replace it, or choose another output folder")
     return None
-
-
-# ------------------------------------------------------------------------------ worker processes
-class _Terminated(SystemExit):
-    """Raised in the parent on SIGTERM, so that the pool is stopped on the way out."""
-
-
-def _run(todo: list, jobs: int) -> Iterator[tuple[str, int]]:
-    """Label the batches of `todo` (in this process if `jobs` is 1), yielding each as it finishes.
-
-    Ctrl-C or SIGTERM terminates the worker processes at once (finished part files stay)."""
-    if jobs <= 1 or len(todo) == 1:
-        for item in todo:
-            yield _label_batch(item)
-        return
-    import multiprocessing as mp
-
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        def on_sigterm(signum, frame):
-            raise _Terminated(128 + signum)
-
-        previous = signal.signal(signal.SIGTERM, on_sigterm)
-    pool = mp.get_context("spawn").Pool(min(jobs, len(todo)), initializer=partial(die_with_parent, ignore_ctrl_c=True),
-                                            initargs=(os.getpid(), signal.SIGKILL))
-    try:
-        results = pool.imap_unordered(_label_batch, todo)
-        for _ in range(len(todo)):
-            while True:
-                try:
-                    item = results.next(timeout=0.5)  # short waits keep Ctrl-C and SIGTERM prompt
-                    break
-                except mp.TimeoutError:
-                    continue
-            yield item
-        pool.close()
-    finally:
-        pool.terminate()
-        pool.join()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 def _write_json(path: Path, data: dict) -> None:

@@ -44,7 +44,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -54,6 +53,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from common.atomic import atomic_target
+from common.engine import Engine, check_engine_options, engine_scope, one_thread_per_worker
 from probes.activations import ActivationStore, as_flat, board_per_square, per_square
 from probes.controls import control_task_labels, majority_baseline, shuffled_labels
 from probes.batched import Standardiser, Whitening
@@ -464,7 +464,8 @@ def _tcav_gradients(entry: ModelEntry, layer: str, inputs: np.ndarray, concepts:
 
 def run_sweep(entries: Sequence[ModelEntry], inputs: np.ndarray, concepts: Sequence[ConceptLabels], groups: np.ndarray,
               keys: np.ndarray, out_dir: str | Path, settings: SweepSettings = SweepSettings(), jobs: int = 1,
-              match: np.ndarray | None = None, progress: bool = True) -> Path:
+              match: np.ndarray | None = None, progress: bool = True, engine: str | Engine = "local",
+              address: str | None = None) -> Path:
     """Run (or resume) a sweep; returns ``out_dir/results.parquet`` (columns `COLUMNS`).
 
     :param entries: the networks (checkpoints and model-shaped controls).
@@ -473,9 +474,16 @@ def run_sweep(entries: Sequence[ModelEntry], inputs: np.ndarray, concepts: Seque
     :param groups: game id per position.
     :param keys: canonical key per position (control-task consistency).
     :param settings: probe types, controls, TCAV and resampling settings.
-    :param jobs: parallel processes over cells.
+    :param jobs: parallel workers over cells (processes, or Ray actors).
     :param match: a nuisance value per input (e.g. the ply) that TCAV negatives are matched on.
+    :param engine: ``local`` processes or ``ray`` (`common.engine`); one work item per (network,
+        layer) cell, whose probes and controls are fitted in the worker and written as the
+        cell's part file, so results are the same whatever the engine. Activations are
+        extracted by this process into the sweep folder, which the workers read: on a
+        multi-machine Ray cluster that folder must be on a shared file system.
+    :param address: Ray cluster address (``engine="ray"`` only).
     """
+    check_engine_options(engine, address)
     out = Path(out_dir)
     parts = out / "parts"
     parts.mkdir(parents=True, exist_ok=True)
@@ -514,8 +522,11 @@ def run_sweep(entries: Sequence[ModelEntry], inputs: np.ndarray, concepts: Seque
                                str(store.path(entry.model_id, layer, f"n{n}")), str(labels_path), str(split_path), meta,
                                tcav, settings, str(part), entry.square_view))
     log.info("%d cells to fit", len(cells))
-    for _ in tqdm(_map(cells, jobs), total=len(cells), desc="probe sweep", unit="cell", disable=not progress):
-        pass
+    if cells:
+        with engine_scope(engine if len(cells) > 1 else "local", jobs if len(cells) > 1 else 1, address) as runner:
+            for _ in tqdm(runner.map_unordered(_run_cell, cells, one_thread_per_worker), total=len(cells),
+                          desc="probe sweep", unit="cell", disable=not progress):
+                pass
     baseline = []
     for c in concepts:
         if c.kind in POSITION_KINDS:
@@ -539,28 +550,3 @@ def run_sweep(entries: Sequence[ModelEntry], inputs: np.ndarray, concepts: Seque
         results.loc[tested, "significant"] = significant
     return write_results(out, results)
 
-
-def _init_worker(parent_pid: int) -> None:
-    """Worker processes die with the sweep (even after ``kill -9``) and use one BLAS and one torch
-    thread each: `jobs` processes share the cores instead of each spawning a thread per core
-    (which made two workers no faster than one)."""
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    from common.processes import die_with_parent
-
-    die_with_parent(parent_pid)
-
-    torch.set_num_threads(1)
-    threadpool_limits(1)
-
-
-def _map(cells: list, jobs: int):
-    if jobs <= 1 or len(cells) <= 1:
-        for cell in cells:
-            yield _run_cell(cell)
-        return
-    import multiprocessing as mp
-
-    with mp.get_context("spawn").Pool(jobs, initializer=_init_worker, initargs=(os.getpid(),)) as pool:
-        yield from pool.imap_unordered(_run_cell, cells)

@@ -145,19 +145,6 @@ def per_ply(plies: list[int], n: int, budget_s: float, seed: int, width: int = 7
             "rows": rows}
 
 
-def _parse_plies(spec: str) -> list[int]:
-    out: list[int] = []
-    try:
-        for part in spec.split(","):
-            lo, _, hi = part.partition("-")
-            out.extend(range(int(lo), int(hi or lo) + 1))
-    except ValueError:
-        out = []
-    if not out or min(out) < 0:
-        raise ValueError(f"--per-ply {spec!r}: give plies like 0-41 or 4,8,12 (>= 0)")
-    return out
-
-
 @app.command(help=HELP)
 def main(
     sizes: str = typer.Option("10000,100000", help="numbers of positions"),
@@ -172,13 +159,14 @@ def main(
     budget_s: float = typer.Option(30.0, min=1.0, help="seconds per ply before the running position is killed (--per-ply)"),
 ) -> None:
     from common.atomic import atomic_write_json
+    from common.cli import parse_int_ranges
     from common.provenance import machine_info
     from rich.console import Console
 
     console = Console(width=140)
     if per_ply_spec is not None:
         report = {"machine": machine_info()}
-        report.update(per_ply(_parse_plies(per_ply_spec), per_ply_n, budget_s, seed, echo=console.print))
+        report.update(per_ply(parse_int_ranges(per_ply_spec, "--per-ply"), per_ply_n, budget_s, seed, echo=console.print))
         import os
 
         report["loadavg_end"] = os.getloadavg()

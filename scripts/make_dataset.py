@@ -52,7 +52,11 @@ def main(
     width: Optional[int] = typer.Option(None, help="board width (connect4)"),
     height: Optional[int] = typer.Option(None, help="board height (connect4)"),
     heaps: Optional[str] = typer.Option(None, help="heap sizes, e.g. 3,4,5 (nim)"),
-    jobs: int = typer.Option(2, min=1, help="labelling processes (1: in this process)"),
+    jobs: int = typer.Option(2, min=1, help="labelling workers: processes (1: in this process), or Ray actors"),
+    engine: str = typer.Option("local", help="where batches are labelled: local (processes on this machine) or ray "
+                                             "(a private local Ray instance, or the cluster at --address)"),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address for --engine ray (default: $RAY_ADDRESS, "
+                                                     "else a local instance)"),
     batch_size: Optional[int] = typer.Option(None, min=1, help="positions per labelled batch and per resume unit "
                                                                "(default: n/32, between 16 and 256)"),
     random_opening: Optional[int] = typer.Option(None, min=0, help="random plies before the sources' own play starts "
@@ -72,7 +76,10 @@ def main(
     from games.datasets import build_dataset
     from games.registry import get
 
+    from common.engine import check_engine_options
+
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")
+    check_engine_options(engine, address)  # one line, before sampling
     kwargs = {}
     if width is not None:
         kwargs["width"] = width
@@ -99,7 +106,7 @@ def main(
                          concepts=concepts.split(",") if concepts else None, game_kwargs=kwargs, jobs=jobs,
                          batch_size=batch_size, random_opening=random_opening, min_ply=min_ply,
                          solution_cache=solution_cache, players=players, progress=not quiet, overwrite=overwrite,
-                         book=book, rebuild_cache=rebuild_cache)
+                         book=book, rebuild_cache=rebuild_cache, engine=engine, address=address)
     typer.echo(f"wrote {path} and {path.parent / 'manifest.json'}")
     _print_duplicates(path.parent)
 

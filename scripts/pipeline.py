@@ -123,13 +123,12 @@ def _write_timing(path: Path, steps: list[dict], total: float) -> None:
 
 
 def _parse_seeds(text: str) -> list[int]:
+    from agents.multiseed import parse_seeds
+
     try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise typer.BadParameter(f"--seeds expects comma-separated integers such as 0,1,2, got {text!r}") from None
-    if len(values) < 2 or len(set(values)) != len(values):
-        raise typer.BadParameter(f"--seeds needs at least two distinct seeds, got {text!r}")
-    return values
+        return parse_seeds(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
 
 
 if __name__ == "__main__":

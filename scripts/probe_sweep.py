@@ -37,7 +37,10 @@ def main(
     probes: str = typer.Option("linear", help="comma-separated: linear (logistic/ridge by kind), l1, mlp"),
     checkpoints: int = typer.Option(0, help="only the latest N checkpoints (0: all)"),
     random_seeds: int = typer.Option(3, help="random-weight control networks"),
-    jobs: int = typer.Option(2, help="parallel processes"),
+    jobs: int = typer.Option(2, help="parallel workers (processes, or Ray actors)"),
+    engine: str = typer.Option("local", help="where cells are fitted: local (processes) or ray (a private local "
+                                             "Ray instance, or the cluster at --address)"),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address for --engine ray (default: $RAY_ADDRESS)"),
     seed: int = typer.Option(0, help="seed of the split, control tasks and bootstraps"),
     max_components: int = typer.Option(DEFAULTS.max_components, help="principal directions a linear probe sees "
                                                                      "(0: all)"),
@@ -56,7 +59,7 @@ def main(
     torch.set_num_threads(1)
     outcome = probe_runs(run, dataset, out, concepts.split(",") if concepts else None, max_positions,
                          probes.split(","), checkpoints, random_seeds, jobs, seed, max_components, spatial_positions,
-                         tcav_runs, tcav_inputs)
+                         tcav_runs, tcav_inputs, engine=engine, address=address)
     table = Table(title="per concept at the last checkpoint: delta = probe score minus the strongest control "
                         "(layer chosen on validation games; 95% paired bootstrap interval over held-out games)")
     for column in ("concept", "verdict", "layer", "metric", "score", "strongest control", "delta", "interval"):

@@ -9,6 +9,12 @@ random, win-or-block and depth-2/4 alpha-beta), strength.png and TensorBoard log
     python scripts/train_agent.py
     python scripts/train_agent.py --game tictactoe
     python scripts/train_agent.py --game connect4 --game-arg width=5 --game-arg height=4
+    python scripts/train_agent.py --seeds 0,1,2        # one run per seed, 2 at a time (--jobs)
+    python scripts/train_agent.py --seeds 0,1,2 --engine ray --address HOST:6379
+
+With --seeds each seed trains into runs/GAME-seedS (as --seed S would) through the local or
+Ray engine, one torch thread per agent unless --threads says otherwise; --resume continues
+every seed's run.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Optional
 
 import typer
 
+from agents.multiseed import parse_seeds, seed_run_dir
 from agents.selfplay import DEFAULT_RANDOM_OPENING, DEFAULT_TIMESTEPS, TrainConfig
 
 DEFAULTS = TrainConfig()  # the one place the defaults live; the options below show them
@@ -48,9 +55,17 @@ def main(
     total_timesteps: Optional[int] = typer.Option(None, help="learner moves to train on [default: per game, "
                                                              f"connect4 {DEFAULT_TIMESTEPS['connect4']:,} (~30 min on 2 cores)]"),
     seed: int = typer.Option(0, help="random seed (torch, numpy, envs, opponent pool)"),
+    seeds: Optional[str] = typer.Option(None, help="comma-separated seeds (e.g. 0,1,2): one run per seed, each in "
+                                                   "runs/GAME-seedS; --seed and --out do not apply"),
+    engine: str = typer.Option("local", help="with --seeds: where the seeds train, local (processes) or ray"),
+    address: Optional[str] = typer.Option(None, help="with --engine ray: the Ray cluster's address "
+                                                     "[default: $RAY_ADDRESS, else a private local instance]"),
+    jobs: Optional[int] = typer.Option(None, help="with --seeds: seeds trained at once [default: the number of "
+                                                  "seeds, at most 2]"),
     out: Optional[Path] = typer.Option(None, help="run folder [default: runs/GAME-seedSEED]"),
-    resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its last checkpoint, with "
-                                                        "its saved settings (--total-timesteps may extend it)"),
+    resume: bool = typer.Option(False, "--resume", help="continue the run in --out (with --seeds: every seed's "
+                                                        "run) from its last checkpoint, with its saved settings "
+                                                        "(--total-timesteps may extend it)"),
     n_envs: int = typer.Option(DEFAULTS.n_envs, help="boards played at once"),
     n_steps: int = typer.Option(DEFAULTS.n_steps, help="learner moves per board per rollout"),
     batch_size: int = typer.Option(DEFAULTS.batch_size, help="PPO minibatch size"),
@@ -73,7 +88,8 @@ def main(
     eval_games: int = typer.Option(DEFAULTS.eval_games, help="games per ladder opponent at each checkpoint (0: none)"),
     evaluate: bool = typer.Option(True, "--eval/--no-eval", help="evaluate every checkpoint (or later, with "
                                                                  "evaluate_agent.py)"),
-    threads: int = typer.Option(DEFAULTS.torch_threads, help="torch threads"),
+    threads: Optional[int] = typer.Option(None, help=f"torch threads (per agent) [default: {DEFAULTS.torch_threads}"
+                                                     "; 1 when --seeds trains several at once]"),
     progress: bool = typer.Option(True, "--progress/--quiet", help="show a progress bar"),
 ) -> None:
     from rich.console import Console
@@ -85,6 +101,13 @@ def main(
     from agents.selfplay import resumable_config, train
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    seed_list = _check_engine_options(seeds, seed, out, engine, address, jobs)
+    if seed_list is not None:
+        jobs = min(len(seed_list), 2) if jobs is None else jobs
+        if threads is None:
+            threads = 1 if jobs > 1 else DEFAULTS.torch_threads
+    elif threads is None:
+        threads = DEFAULTS.torch_threads
     try:
         config = TrainConfig(
             game=game, game_kwargs=_parse_game_args(game_arg), total_timesteps=total_timesteps, seed=seed,
@@ -98,12 +121,13 @@ def main(
         config.scripted_opponents(games.get(config.game, **config.game_kwargs))  # unknown game, size or player
     except ValueError as exc:  # a setting out of range: name it, no traceback
         raise typer.BadParameter(str(exc)) from exc
-    run_dir = out or Path("runs") / f"{game}-seed{seed}"
-    if resume:  # continue with the run's own settings; a folder that holds no run is an error, not a new run
-        config = resumable_config(run_dir)
-        if total_timesteps is not None:
-            config.total_timesteps = total_timesteps
     console = Console()
+    if seed_list is not None:
+        _train_seeds(console, config, seed_list, resume, total_timesteps, evaluate, engine, jobs, address, progress)
+        return
+    run_dir = out or seed_run_dir(game, seed)
+    if resume:  # continue with the run's own settings; a folder that holds no run is an error, not a new run
+        config = resumable_config(run_dir, total_timesteps)
     what = "resuming" if resume else "training"
     options = f" {config.game_kwargs}" if config.game_kwargs else ""
     console.print(f"{what} {config.game}{options} for {config.total_timesteps:,} timesteps into {run_dir}")
@@ -121,6 +145,63 @@ def main(
             table.add_row(metric, value)
         console.print(table)
         console.print(f"evaluations: {run_dir / 'evaluations.jsonl'}   plot: {run_dir / 'strength.png'}")
+
+
+def _check_engine_options(seeds: str | None, seed: int, out: Path | None, engine: str, address: str | None,
+                          jobs: int | None) -> list[int] | None:
+    """The --seeds list (None without --seeds), after the checks of the options that go with it."""
+    from common.engine import check_engine_options
+
+    try:
+        check_engine_options(engine, address)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    if seeds is None:
+        if engine != "local" or address or jobs is not None:
+            raise typer.BadParameter("--engine, --address and --jobs apply to --seeds (several runs); "
+                                     "a single run trains in this process")
+        return None
+    try:
+        seed_list = parse_seeds(seeds)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    if out is not None:
+        raise typer.BadParameter("--out names one run; with --seeds each seed trains into runs/GAME-seedS")
+    if seed != DEFAULTS.seed:
+        raise typer.BadParameter("--seed and --seeds exclude each other; list every seed in --seeds")
+    if jobs is not None and jobs < 1:
+        raise typer.BadParameter(f"--jobs must be at least 1, got {jobs}")
+    return seed_list
+
+
+def _train_seeds(console, config: TrainConfig, seeds: list[int], resume: bool, total_timesteps: int | None,
+                 evaluate: bool, engine: str, jobs: int, address: str | None, progress: bool) -> None:
+    """Train one run per seed through the engine, then print a table of the per-seed summaries."""
+    from rich.table import Table
+
+    from agents.multiseed import plan_seeds, train_seeds
+
+    try:
+        items = plan_seeds(config, seeds, resume=resume, total_timesteps=total_timesteps, evaluate=evaluate)
+    except (ValueError, OSError) as exc:  # a folder that holds a run, nothing to resume, unwritable, damaged
+        raise typer.BadParameter(str(exc)) from exc
+    what = "resuming" if resume else "training"
+    options = f" {config.game_kwargs}" if config.game_kwargs else ""
+    threads = sorted({item.config["torch_threads"] for item in items})  # resumed runs keep their own
+    console.print(f"{what} {config.game}{options} with seeds {', '.join(map(str, seeds))} on the {engine} engine "
+                  f"({jobs} at a time, {'/'.join(map(str, threads))} torch thread(s) each)")
+    summaries = train_seeds(items, engine=engine, jobs=jobs, address=address, progress=progress)
+    table = Table(title=f"{config.game}: {len(summaries)} seeds")
+    table.add_column("", no_wrap=True)
+    for summary in summaries:
+        table.add_column(f"seed {summary['seed']}", justify="right", overflow="fold")
+    metrics = list(dict.fromkeys(name for summary in summaries for name in summary["headline"]))
+    table.add_row("run folder", *(summary["run_dir"] for summary in summaries))
+    table.add_row("timesteps", *(f"{summary['timestep']:,}" for summary in summaries))
+    for name in metrics:
+        table.add_row(name, *(f"{summary['headline'][name]:.1%}" if name in summary["headline"] else "-"
+                              for summary in summaries))
+    console.print(table)
 
 
 if __name__ == "__main__":

@@ -606,6 +606,16 @@ def test_probe_sweep_on_a_tiny_run(tiny_run, tmp_path):
     assert {"win_in_1", "threat_squares_me", "value"} <= set(df["concept"]) and "good_moves" not in set(df["concept"])
     assert {run.name, "random-0", "input", "baseline"} == set(df["run"])
     assert df[(df["concept"] == "threat_squares_me") & (df["run"] == run.name)]["layer"].str.contains("blocks|stem|conv").all()
+    # one work item per (network, layer) cell: two local processes and two Ray actors (one thread each) give
+    # the same results
+    frames = {}
+    for engine in ("local", "ray"):
+        probe_runs([run], data, tmp_path / f"sweep-{engine}", checkpoints=1, random_seeds=1, jobs=2, progress=False,
+                   engine=engine)
+        frames[engine] = pd.read_parquet(tmp_path / f"sweep-{engine}" / "results.parquet")
+    keys = ["run", "checkpoint_step", "layer", "concept", "probe", "metric"]
+    local, on_ray = (f.sort_values(keys).reset_index(drop=True) for f in (frames["local"], frames["ray"]))
+    pd.testing.assert_frame_equal(local, on_ray)
 
 
 def test_bench_ladder_measures_scripted_players_and_names_unknown_ones(tmp_path):
