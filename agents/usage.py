@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from agents.network import policy_forward, probe_layers
-from common.atomic import atomic_write_text
+from common.atomic import atomic_write_json
 from probes.interventions import (
     DEFAULT_STEER_ALPHAS,
     JudgedPositions,
@@ -39,6 +39,7 @@ from probes.interventions import (
     pair_patching,
 )
 from probes.linear import grouped_three_way_split
+from probes.sweep_folder import read_info
 
 log = logging.getLogger(__name__)
 
@@ -172,17 +173,9 @@ def run_usage(policy: Any, network: str, concepts: Sequence[str], make_inputs: C
                   "inputs_seconds": round(time.perf_counter() - tick, 1),
                   **concept_usage(policy, inputs, settings, layers, progress)}
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(json.dumps(result, indent=1, default=_json_default), path)
+        atomic_write_json(result, path)
         results[concept] = result
     return results
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
 # ---------------------------------------------------------------------------- networks of a study
@@ -222,7 +215,7 @@ def study_networks(study: str | Path) -> list[UsageNetwork]:
         for part in ("agent", "dataset", "sweep/sweep.json"):
             if not (folder / part).exists():
                 raise FileNotFoundError(f"{folder / part} is missing; is {study} a study folder?")
-        runs = json.loads((folder / "sweep" / "sweep.json").read_text()).get("runs") or []
-        run = Path(runs[0]).name if runs else None
+        info = read_info(folder / "sweep")
+        run = Path(info.runs[0]).name if info is not None and info.runs else None
         out.append(UsageNetwork(run or folder.name, _latest_zip(folder / "agent"), folder / "dataset", run, "agent"))
     return out

@@ -22,7 +22,6 @@ OUT/patching-maps.png and OUT/patching-regions.png.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -69,7 +68,7 @@ def main(
     from agents.checkpoints import load_agent_for_game
     from agents.connect4.usage import concept_columns, judged_positions, minimal_pair_batch
     from agents.usage import UsageInputs, UsageNetwork, UsageSettings, run_usage, study_networks
-    from common.atomic import atomic_write_text
+    from common.atomic import atomic_write_json
     from common.outputs import prepare_output
     from common.provenance import cache_dir, cpu_model
     from games.datasets import read_dataset
@@ -156,11 +155,10 @@ def main(
              f"at most {settings.max_pairs} per concept."]
     report = write_usage_report(results, out, deltas, {s.name: s.run for s in networks}, seeds, thresholds,
                                 notes=notes)
-    atomic_write_text(json.dumps({"seconds_this_call": round(time.perf_counter() - started, 1),
-                                  "compute_seconds": round(sum(t["tests_seconds"] + t["inputs_seconds"] for t in timing), 1),
-                                  "cpu": cpu_model(), "networks": timing,
-                                  "settings": settings.to_dict(), "thresholds": vars(thresholds)}, indent=1),
-                      out / "timing.json")
+    atomic_write_json({"seconds_this_call": round(time.perf_counter() - started, 1),
+                       "compute_seconds": round(sum(t["tests_seconds"] + t["inputs_seconds"] for t in timing), 1),
+                       "cpu": cpu_model(), "networks": timing, "settings": settings.to_dict(),
+                       "thresholds": vars(thresholds)}, out / "timing.json")
     console.print(f"wrote {report} (and usage.csv, figures) in {time.perf_counter() - started:.0f} s")
 
 
