@@ -152,6 +152,15 @@ class BoardPolicy(MaskableActorCriticPolicy):
         self.mlp_extractor = SeparateHeads(self.features_extractor.map_shape, cfg.head_channels, cfg.head_hidden)
 
 
+def random_weight_network(policy: Any, seed: int) -> Any:
+    """A network of `policy`'s architecture with fresh random weights (``torch.manual_seed(seed)``), in eval
+    mode: the random-weight control of probes and dictionaries."""
+    torch.manual_seed(seed)
+    fresh = type(policy)(**policy._get_constructor_parameters())
+    fresh.set_training_mode(False)
+    return fresh
+
+
 def policy_forward(policy: nn.Module, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Pre-mask policy logits ``[N, A]`` and values ``[N, 1]`` of a `BoardPolicy` (differentiable)."""
     features = policy.extract_features(obs)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from agents.checkpoints import list_checkpoints, load_agent
-from agents.network import policy_forward, probe_layers
+from agents.network import policy_forward, probe_layers, random_weight_network
 from agents.runs import game_of_run, good_move_curves, read_run_config
 from probes.activations import hooked_activations
 from probes.report import StrengthCurve, write_report
@@ -88,8 +88,7 @@ def run_entries(run_dir: str | Path, checkpoints: int | None = None, random_seed
         stamp = f"{path.stat().st_size}-{int(path.stat().st_mtime)}"
         entries.append(_entry(run_dir.name, step, f"{run_dir.resolve()}@{step}:{stamp}", policy, role))
     for seed in range(random_seeds):
-        torch.manual_seed(seed)
-        fresh = type(policy)(**policy._get_constructor_parameters())
+        fresh = random_weight_network(policy, seed)
         entries.append(_entry(f"random-{seed}", 0, f"{run_dir.resolve()}:random-{seed}", fresh, RANDOM_WEIGHTS))
     if include_input:
         entries.append(ModelEntry("input", 0, "input", lambda inputs: {"planes": inputs}, [("planes", True)],

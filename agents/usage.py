@@ -219,3 +219,24 @@ def study_networks(study: str | Path) -> list[UsageNetwork]:
         run = Path(info.runs[0]).name if info is not None and info.runs else None
         out.append(UsageNetwork(run or folder.name, _latest_zip(folder / "agent"), folder / "dataset", run, "agent"))
     return out
+
+
+def chosen_networks(study: str | Path | None, extra: Sequence[str | Path] = (),
+                    extra_dataset: str | Path | None = None) -> list[UsageNetwork]:
+    """The networks a CLI names: the final agents of a `study` folder, then `extra` checkpoints or run folders
+    (role ``reference`` when the name says so), measured on `extra_dataset` (default: the study's first seed's).
+
+    :raises ValueError: when nothing is named, or `extra` has no dataset to be measured on.
+    :raises FileNotFoundError: naming what the study folder lacks.
+    """
+    if study is None and not extra:
+        raise ValueError("name a study folder, or network checkpoints with the dataset to measure them on")
+    networks = study_networks(study) if study is not None else []
+    dataset = Path(extra_dataset) if extra_dataset is not None else (networks[0].dataset if networks else None)
+    if extra and dataset is None:
+        raise ValueError("extra networks need a dataset to be measured on (or a study whose first seed's dataset is used)")
+    for path in map(Path, extra):
+        name = path.name if path.is_dir() else (path.parent.parent.name if path.parent.name == "checkpoints" else path.stem)
+        networks.append(UsageNetwork(name, path, dataset, None, "reference" if "reference" in name else "agent"))
+    return networks
+

@@ -173,7 +173,8 @@ def play_metrics(logits: torch.Tensor, values: torch.Tensor, positions: JudgedPo
             "value": value.astype(np.float64)}
 
 
-def _run(forward: Forward, positions: JudgedPositions) -> dict[str, np.ndarray]:
+def judged_play(forward: Forward, positions: JudgedPositions) -> dict[str, np.ndarray]:
+    """`play_metrics` of the network `forward` runs (with whatever hooks are active) on `positions`."""
     with torch.no_grad():
         logits, values = forward(torch.as_tensor(np.asarray(positions.inputs, dtype=np.float32)))
     return play_metrics(logits, values, positions)
@@ -206,7 +207,7 @@ def _channel_vectors(acts: np.ndarray) -> np.ndarray:
     return acts.transpose(0, 2, 3, 1).reshape(-1, acts.shape[1])
 
 
-def _at_squares(change: Callable[[torch.Tensor], torch.Tensor], where: np.ndarray) -> Callable[[torch.Tensor], torch.Tensor]:
+def at_squares(change: Callable[[torch.Tensor], torch.Tensor], where: np.ndarray) -> Callable[[torch.Tensor], torch.Tensor]:
     """An output edit applying `change` (on ``[K, C]`` channel vectors) at the ``[N, H, W]`` squares `where`."""
     mask = torch.as_tensor(where, dtype=torch.bool)
 
@@ -259,16 +260,16 @@ def square_edits(fit_acts: np.ndarray, fit_squares: np.ndarray, where: np.ndarra
     u = diff / np.linalg.norm(diff)
     scale = float(np.std(vectors @ u))
     edits = [Edit("erase", 0.0, {
-        "concept": _at_squares(eraser.apply_torch, where),
-        **{f"random_direction:{i}": _at_squares(e.apply_torch, where) for i, e in enumerate(random_erasers)},
-        **{f"random_squares:{i}": _at_squares(eraser.apply_torch, w) for i, w in enumerate(controls_where)}})]
+        "concept": at_squares(eraser.apply_torch, where),
+        **{f"random_direction:{i}": at_squares(e.apply_torch, where) for i, e in enumerate(random_erasers)},
+        **{f"random_squares:{i}": at_squares(eraser.apply_torch, w) for i, w in enumerate(controls_where)}})]
     for alpha in alphas:
         step = alpha * scale * u
         edits.append(Edit("steer", float(alpha), {
-            "concept": _at_squares(_shift(step), where),
-            **{f"random_direction:{i}": _at_squares(_shift(random_direction_like(step, seed + i)), where)
+            "concept": at_squares(_shift(step), where),
+            **{f"random_direction:{i}": at_squares(_shift(random_direction_like(step, seed + i)), where)
                for i in range(n_random)},
-            **{f"random_squares:{i}": _at_squares(_shift(step), w) for i, w in enumerate(controls_where)}}))
+            **{f"random_squares:{i}": at_squares(_shift(step), w) for i, w in enumerate(controls_where)}}))
     return edits
 
 
@@ -331,22 +332,22 @@ def intervention_effects(model: nn.Module, forward: Forward, layer: str, spatial
         edits = square_edits(fit_acts, fit.squares, measured.squares, controls_where, alphas, n_random, seed)
     else:
         edits = whole_board_edits(fit_acts, fit.concept, alphas, n_random, seed)
-    clean = _run(forward, measured)
+    clean = judged_play(forward, measured)
     records = []
     with warnings.catch_warnings():  # metrics undefined on some positions (NaN) are dropped, silently
         warnings.simplefilter("ignore", RuntimeWarning)
         for edit in edits:
-            records += _edit_records(model, forward, layer, spatial, edit, measured, clean, n_boot, seed)
+            records += edit_records(model, forward, layer, spatial, edit, measured, clean, n_boot, seed)
     return records
 
 
-def _edit_records(model: nn.Module, forward: Forward, layer: str, spatial: bool, edit: Edit, measured: JudgedPositions,
-                  clean: dict[str, np.ndarray], n_boot: int, seed: int) -> list[dict]:
+def edit_records(model: nn.Module, forward: Forward, layer: str, spatial: bool, edit: Edit, measured: JudgedPositions,
+                 clean: dict[str, np.ndarray], n_boot: int, seed: int) -> list[dict]:
     """Score every arm of `edit` on `measured`; one record per metric (see `intervention_effects`)."""
     scored = {}
     for arm, fn in edit.arms.items():
         with edit_output(model, layer, fn):
-            scored[arm] = _run(forward, measured)
+            scored[arm] = judged_play(forward, measured)
     kinds = sorted({arm.split(":")[0] for arm in scored if arm != "concept"})
     records = []
     for metric in (*METRICS, "value"):

@@ -67,7 +67,7 @@ def main(
 
     from agents.checkpoints import load_agent_for_game
     from agents.connect4.usage import concept_columns, judged_positions, minimal_pair_batch
-    from agents.usage import UsageInputs, UsageNetwork, UsageSettings, run_usage, study_networks
+    from agents.usage import UsageInputs, UsageSettings, chosen_networks, run_usage
     from common.atomic import atomic_write_json
     from common.outputs import prepare_output
     from common.provenance import cache_dir, cpu_model
@@ -84,16 +84,9 @@ def main(
     if study is None and not network:
         raise typer.BadParameter("name a --study folder, or --network checkpoints with a --network-dataset")
     try:
-        networks = study_networks(study) if study is not None else []
-    except FileNotFoundError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--study") from exc
-    extra_dataset = network_dataset or (networks[0].dataset if networks else None)
-    if network and extra_dataset is None:
-        raise typer.BadParameter("--network needs --network-dataset (or a --study whose first seed's dataset is used)")
-    for path in network:
-        name = path.name if path.is_dir() else (path.parent.parent.name if path.parent.name == "checkpoints" else path.stem)
-        networks.append(UsageNetwork(name, path, extra_dataset, None,
-                                     "reference" if "reference" in name else "agent"))
+        networks = chosen_networks(study, network, network_dataset)
+    except (ValueError, FileNotFoundError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--study / --network / --network-dataset") from exc
     out = prepare_output(out, "", overwrite=True)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(1)

@@ -43,3 +43,18 @@ def solver_7x6():
     from solver import Solver
 
     return Solver(7, 6)
+
+
+@pytest.fixture(scope="module")
+def tiny_policy():
+    """A small Connect Four `BoardPolicy` (8 channels, one block) with untrained weights, in eval mode."""
+    from sb3_contrib import MaskablePPO
+
+    from agents.network import BoardPolicy
+    from games.envs.vector import SelfPlayVecEnv
+
+    env = SelfPlayVecEnv("connect4", num_envs=2, opponent="random", seed=0)
+    model = MaskablePPO(BoardPolicy, env, n_steps=8, batch_size=16, seed=0, device="cpu",
+                        policy_kwargs={"network": {"channels": 8, "blocks": 1, "head_hidden": 16}})
+    model.policy.set_training_mode(False)
+    return model.policy

@@ -62,6 +62,16 @@ CASES = [
                                        "--out", "{root}/usage"], 2, "n_random must be an integer of at least 1"),
     ("probe_usage: missing network", ["scripts/probe_usage.py", "--network", "{root}/no-such-run", "--network-dataset",
                                       "{root}", "--out", "{root}/usage"], 2, "no-such-run"),
+    ("probe_dictionaries: nothing to study", ["scripts/probe_dictionaries.py", "--out", "{root}/d"], 2,
+     "name a --study folder, or --network checkpoints"),
+    ("probe_dictionaries: not a study folder", ["scripts/probe_dictionaries.py", "--study", "{root}", "--out",
+                                                "{root}/d"], 2, "holds no seed folders"),
+    ("probe_dictionaries: bad architecture", ["scripts/probe_dictionaries.py", "--study", "{root}", "--architecture",
+                                              "gated", "--out", "{root}/d"], 2, "architecture must be one of"),
+    ("probe_dictionaries: zero steps", ["scripts/probe_dictionaries.py", "--study", "{root}", "--steps", "0", "--out",
+                                        "{root}/d"], 2, "n_steps must be a positive integer"),
+    ("probe_dictionaries: missing network", ["scripts/probe_dictionaries.py", "--network", "{root}/no-such-run",
+                                             "--network-dataset", "{root}", "--out", "{root}/d"], 2, "no-such-run"),
     ("lm_rome: zero edits", ["scripts/lm_rome.py", "--n-edits", "0"], 2, "--n-edits must be at least 1, got 0"),
     ("lm_rome: unknown editor", ["scripts/lm_rome.py", "--editor", "memit"], 2, "unknown editors ['memit']"),
     ("lm_rome: finished output", ["scripts/lm_rome.py", "--out", "{finished}"], 2,
@@ -123,7 +133,8 @@ def test_lm_scripts_default_to_runs_not_to_the_recorded_results(tmp_path):
         assert not Path("results").exists()
     finally:
         os.chdir(old)
-    for script in ("lm_rome", "lm_backup_heads", "lm_mae", "lm_probe_demo", "lm_backup_emergence", "probe_usage"):
+    for script in ("lm_rome", "lm_backup_heads", "lm_mae", "lm_probe_demo", "lm_backup_emergence", "probe_usage",
+                   "probe_dictionaries"):
         text = (REPO / "scripts" / f"{script}.py").read_text()
         assert 'Path("results")' not in text, script  # no default into the committed results
         assert "run_app(app)" in text and "prepare_output(" in text, script

@@ -287,20 +287,6 @@ def test_bad_inputs_are_named():
 
 # ---------------------------------------------------------------------------- Connect Four and the agent layer
 @pytest.fixture(scope="module")
-def tiny_policy():
-    from sb3_contrib import MaskablePPO
-
-    from agents.network import BoardPolicy
-    from games.envs.vector import SelfPlayVecEnv
-
-    env = SelfPlayVecEnv("connect4", num_envs=2, opponent="random", seed=0)
-    model = MaskablePPO(BoardPolicy, env, n_steps=8, batch_size=16, seed=0, device="cpu",
-                        policy_kwargs={"network": {"channels": 8, "blocks": 1, "head_hidden": 16}})
-    model.policy.set_training_mode(False)
-    return model.policy
-
-
-@pytest.fixture(scope="module")
 def c4_table():
     """A labelled table like a dataset's: late random-game positions (cheap for the solver), ten per game."""
     import games
