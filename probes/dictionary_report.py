@@ -315,7 +315,7 @@ def write_dictionary_report(results: Mapping[str, Mapping[str, dict]], roles: Ma
         atomic_write_text(frame.to_csv(index=False), out / f"{name}.csv")
     features_csv = out / "features.csv.gz"
     tmp = features_csv.with_name(features_csv.name + ".tmp")
-    frames["features"].to_csv(tmp, index=False, compression="gzip")
+    frames["features"].to_csv(tmp, index=False, compression={"method": "gzip", "mtime": 0})  # same bytes each time
     tmp.replace(features_csv)
 
     figures = []
