@@ -77,7 +77,10 @@ def test_interrupted_parallel_labelling_keeps_parts_and_leaves_no_child(tmp_path
            "--sources", "file:1", "--positions-file", str(positions), "--concepts", "value", "--batch-size", "1",
            "--jobs", "2", "--quiet", "--out", str(out), "--solution-cache", str(tmp_path / "solutions.sqlite")]
     env = {k: v for k, v in os.environ.items() if k != "SOLVEDLENS_DEBUG"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    # Ctrl-C as a terminal delivers it: a runner started in the background (``cmd &``) ignores SIGINT, and a
+    # child inheriting that would never see the KeyboardInterrupt under test
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         def cheap_parts() -> list[Path]:
             return [p for i in range(1, N_CHEAP + 1) for p in (out / "parts").glob(f"part-{i:05d}-*.parquet")]
