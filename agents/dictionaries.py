@@ -61,13 +61,14 @@ from probes.interventions import (
     Edit,
     JudgedPositions,
     at_squares,
+    channel_vectors,
     edit_records,
     judged_play,
     layer_activations,
     mean_interval,
     random_squares,
 )
-from probes.sae import SparseAutoencoder, dictionary_statistics
+from probes.sae import SparseAutoencoder, dictionary_statistics, variance_explained
 
 log = logging.getLogger(__name__)
 
@@ -173,9 +174,8 @@ def dictionary_layers(policy: Any, wanted: Sequence[str] = DEFAULT_LAYERS) -> li
 
 
 def _rows(acts: np.ndarray, spatial: bool) -> np.ndarray:
-    if spatial:
-        return acts.transpose(0, 2, 3, 1).reshape(-1, acts.shape[1]).astype(np.float32)
-    return acts.reshape(len(acts), -1).astype(np.float32)
+    """A layer's activations as dictionary rows: one per square (spatial) or per position, float32."""
+    return (channel_vectors(acts) if spatial else acts.reshape(len(acts), -1)).astype(np.float32)
 
 
 def _row_folds(folds: Folds, squares: int) -> Folds:
@@ -352,10 +352,12 @@ def layer_dictionary(policy: Any, layer: str, spatial: bool, inputs: DictionaryI
     sae = settings.dictionary(data.shape[1], spatial, progress).fit(fit_rows)
     codes = sae.transform(data)
     stats_test = dictionary_statistics(codes[rows.test])
+    explained = {part: variance_explained(data[getattr(rows, part)], sae.inverse_transform(codes[getattr(rows, part)]))
+                 for part in ("validation", "test")}
     record: dict = {"layer": layer, "spatial": spatial, "width": int(data.shape[1]), "n_fit_rows": int(len(fit_rows)),
                     "n_features": sae.n_features, "k": int(sae.k), "architecture": sae.architecture,
-                    "variance_explained_validation": sae.score(data[rows.validation]),
-                    "variance_explained_test": sae.score(data[rows.test]), **stats_test,
+                    "variance_explained_validation": explained["validation"],
+                    "variance_explained_test": explained["test"], **stats_test,
                     "train_seconds": round(sae.history_.seconds, 2), "history": sae.history_.to_dict()}
 
     test_positions = inputs.judged.subset(folds.test)

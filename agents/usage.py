@@ -239,4 +239,3 @@ def chosen_networks(study: str | Path | None, extra: Sequence[str | Path] = (),
         name = path.name if path.is_dir() else (path.parent.parent.name if path.parent.name == "checkpoints" else path.stem)
         networks.append(UsageNetwork(name, path, dataset, None, "reference" if "reference" in name else "agent"))
     return networks
-

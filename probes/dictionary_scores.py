@@ -21,8 +21,6 @@ validation rows; test rows are scored once.
 
 from __future__ import annotations
 
-import logging
-import warnings
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -31,8 +29,6 @@ import torch
 from scipy import stats
 from sklearn.metrics import f1_score, roc_auc_score
 from sklearn.preprocessing import StandardScaler
-
-log = logging.getLogger(__name__)
 
 SET_SIZES = (1, 2, 4, 8)
 PROBE_CS = (0.01, 0.1, 1.0)
@@ -181,11 +177,12 @@ def probe_scores(activations: np.ndarray, labels: np.ndarray, folds: Folds, seed
     fit_rows = _subsample(folds.train, MAX_FIT_ROWS, seed)
     models = probe_path(activations[fit_rows], y[fit_rows], cs)
     validation = {c: probe_decision(m, activations[folds.validation]) for c, m in models.items()}
+    test = {c: probe_decision(m, activations[folds.test]) for c, m in models.items()}
     out = []
     for t in range(y.shape[1]):
         aucs = {c: roc_auc_score(y[folds.validation, t], v[:, t]) for c, v in validation.items()}
         best = max(aucs, key=aucs.get)
-        out.append((float(best), float(aucs[best]), probe_decision(models[best], activations[folds.test])[:, t]))
+        out.append((float(best), float(aucs[best]), test[best][:, t]))
     return out
 
 

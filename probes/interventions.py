@@ -202,7 +202,7 @@ def random_squares(squares: np.ndarray, candidates: np.ndarray | None, seed: int
     return out
 
 
-def _channel_vectors(acts: np.ndarray) -> np.ndarray:
+def channel_vectors(acts: np.ndarray) -> np.ndarray:
     """``[N, C, H, W]`` -> ``[N * H * W, C]`` (position-major, then row-major squares)."""
     return acts.transpose(0, 2, 3, 1).reshape(-1, acts.shape[1])
 
@@ -248,7 +248,7 @@ def square_edits(fit_acts: np.ndarray, fit_squares: np.ndarray, where: np.ndarra
     :param where: ``[M, H, W]`` squares to edit on the measured positions.
     :param controls_where: random-square masks (one per control draw) of the same shape.
     """
-    vectors = _channel_vectors(fit_acts)
+    vectors = channel_vectors(fit_acts)
     labels = fit_squares.reshape(-1).astype(bool)
     if labels.all() or not labels.any():
         raise ValueError("the concept names every square or none on the fitting positions; nothing to fit")

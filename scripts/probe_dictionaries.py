@@ -50,6 +50,14 @@ def _notes(results: dict[str, dict[str, dict]]) -> list[str]:
             f"Settings: {settings}."]
 
 
+def _write_report(game, results: dict, roles: dict, transcoders: dict, out: Path, usage: Optional[Path]) -> Path:
+    """The report, tables and figures (boards drawn by `game`), after a run or from the results on disk."""
+    from probes.dictionary_report import write_dictionary_report
+
+    return write_dictionary_report(results, roles, out, usage, picture=lambda text: game.render_rgb(game.parse(text)),
+                                   grid=(game.height, game.width), notes=_notes(results), transcoders=transcoders)
+
+
 @app.command()
 def main(
     out: Path = typer.Option(..., help="output folder (resumes from the results already there)"),
@@ -106,19 +114,12 @@ def main(
         raise typer.BadParameter(f"{usage} is not a folder", param_hint="--usage")
     if report_only:
         import games
-        from probes.dictionary_report import (
-            read_results,
-            read_transcoders,
-            write_dictionary_report,
-        )
+        from probes.dictionary_report import read_results, read_transcoders
 
         found, found_roles = read_results(out)
         if not found:
             raise typer.BadParameter(f"{out} holds no dictionary results (OUT/NETWORK/LAYER.json)", param_hint="--out")
-        game = games.get("connect4")
-        report = write_dictionary_report(found, found_roles, out, usage, picture=lambda t: game.render_rgb(game.parse(t)),
-                                         grid=(game.height, game.width), notes=_notes(found),
-                                         transcoders=read_transcoders(out))
+        report = _write_report(games.get("connect4"), found, found_roles, read_transcoders(out), out, usage)
         Console().print(f"wrote {report}")
         return
     try:
@@ -202,12 +203,7 @@ def main(
                        "seconds_this_call": round(time.perf_counter() - tick, 1),
                        "inputs_seconds": round(inputs_seconds, 1)})
         console.print(f"{spec.name} (and {control_name}): done in {timing[-1]['seconds_this_call']:.0f} s")
-    from probes.dictionary_report import write_dictionary_report
-
-    game = next(iter(loaded.values())).game
-    report = write_dictionary_report(results, roles, out, usage, picture=lambda text: game.render_rgb(game.parse(text)),
-                                     grid=(game.height, game.width), notes=_notes(results),
-                                     transcoders=transcoders)
+    report = _write_report(next(iter(loaded.values())).game, results, roles, transcoders, out, usage)
     layer_seconds = {f"{name}/{layer}": {"total": r["seconds"], "dictionary_training": r["train_seconds"]}
                      for name, by_layer in results.items() for layer, r in by_layer.items()}
     atomic_write_json({"seconds_this_call": round(time.perf_counter() - started, 1),
