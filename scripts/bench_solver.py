@@ -16,6 +16,7 @@ his algorithm (the pons-part12 configuration).
 from __future__ import annotations
 
 import os
+import resource
 import statistics
 import time
 from pathlib import Path
@@ -28,23 +29,28 @@ RESULTS = Path(__file__).resolve().parents[1] / "results" / "bench_solver.json"
 
 
 def configurations():
-    """Cumulative configurations: name -> Solver keyword arguments."""
+    """Cumulative configurations: name -> Solver keyword arguments.
+
+    Each one runs on a kernel compiled for its own switches (`Solver(specialise=True)`), so
+    a row differs from the one above it by one idea; ``default-runtime-switches`` is the
+    default on the kernel that reads its switches at run time (what specialising buys).
+    """
     from solver import search
     from solver.engine import DEFAULT_ESCALATE_NODES, DEFAULT_FLAGS, DEFAULT_SMALL_TT_LOG2, DEFAULT_TT_LOG2
 
     big_only = dict(tt_log2=23, small_tt_log2=search.MIN_TT_LOG2, escalate_nodes=0)
+    cached = dict(tt_log2=DEFAULT_TT_LOG2, small_tt_log2=DEFAULT_SMALL_TT_LOG2, escalate_nodes=DEFAULT_ESCALATE_NODES)
     steps = [
         ("pons-part12", dict(big_only, flags=search.PONS_PART12)),
         ("+prefetch", dict(big_only, flags=search.USE_PREFETCH)),
         ("+two-tier", dict(big_only, flags=search.USE_PREFETCH | search.USE_TWO_TIER)),
-        ("+tt-2^24", dict(big_only, tt_log2=DEFAULT_TT_LOG2, flags=search.USE_PREFETCH | search.USE_TWO_TIER)),
+        ("+small-table", dict(cached, flags=search.USE_PREFETCH | search.USE_TWO_TIER)),
+        ("default", dict(cached, flags=DEFAULT_FLAGS)),  # = +tt-move
+        ("default-runtime-switches", dict(cached, flags=DEFAULT_FLAGS, specialise=False)),
     ]
-    cached = dict(tt_log2=DEFAULT_TT_LOG2, small_tt_log2=DEFAULT_SMALL_TT_LOG2, escalate_nodes=DEFAULT_ESCALATE_NODES)
-    flags = search.USE_PREFETCH | search.USE_TWO_TIER
-    steps.append(("+small-table", dict(cached, flags=flags)))
-    steps.append(("default", dict(cached, flags=DEFAULT_FLAGS)))  # = +tt-move
     # switches that are not in the default, each on top of it
-    for name, flag in (("+lazy-etc", search.USE_LAZY_ETC), ("+eager-etc", search.USE_ETC), ("+symmetry", search.USE_SYMMETRY)):
+    for name, flag in (("+lazy-etc", search.USE_LAZY_ETC), ("+eager-etc", search.USE_ETC),
+                       ("+symmetry", search.USE_SYMMETRY)):
         steps.append((f"default{name}", dict(cached, flags=DEFAULT_FLAGS | flag)))
     return dict(steps)
 
@@ -126,11 +132,9 @@ def main(
     from rich.table import Table
 
     from common.atomic import atomic_write_json
-    from common.provenance import machine_info
-
+    from common.provenance import cpu_model, machine_info
     from solver import load_default_book
-    from common.provenance import cpu_model
-    from solver.benchmarks import PONS_ANCHORS, PONS_SETS, anchor_for, find_set_file, read_set
+    from solver.benchmarks import PONS_ANCHORS, anchor_for, read_set, sets_on_disk
 
     if limit < 0 or hard_limit < 0:
         raise ValueError(f"--limit and --hard-limit must be 0 (all) or more, got {limit} and {hard_limit}")
@@ -161,12 +165,8 @@ def main(
     table = Table(title=f"Mean time per position (strong, tables zeroed before each position) on {cpu}")
     for col in ("set", "n", "config", "mean", "median", "mean nodes", "Mnodes/s", "agree", "Pons C++ mean", "speed-up"):
         table.add_column(col, justify="right")
-    for spec in PONS_SETS:
-        fname = spec.name if find_set_file(spec.name) else spec.generated_name
-        path = find_set_file(fname) if fname else None
-        if path is None:
-            console.print(f"skipping {spec.label}: neither {spec.name} nor {spec.generated_name} found")
-            continue
+    for spec, path in sets_on_disk():
+        fname = path.name
         pairs = read_set(path)
         n_file = len(pairs)
         hard = spec.name == "Test_L1_R3"
@@ -209,6 +209,11 @@ def main(
             report[f"empty_board_{'weak' if weak else 'strong'}"] = res
             console.print(f"empty 7x6 board, {'weak' if weak else 'strong'}: score {res['score']:+d}, {res['nodes']:,} nodes, {res['seconds']:.1f} s")
     report["machine"]["loadavg_end"] = os.getloadavg()
+    # the whole benchmark process: every configuration's tables (one solver alive at a time) and the
+    # compilation of one kernel per configuration, which dominates; bench_vs_pons.py measures a solve alone
+    report["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    report["peak_rss_note"] = "this benchmark process, compiling one kernel per configuration included"
+    console.print(f"peak memory of this process (kernel compiles included): {report['peak_rss_mb']:.0f} MiB")
     console.print(f"wrote {atomic_write_json(report, out)}")
 
 

@@ -30,7 +30,7 @@ def main(
     height: int = typer.Option(6, help="board height (rows)"),
     book: Optional[Path] = typer.Option(None, help="opening book file (default: the shipped or cached one, if any)"),
     no_book: bool = typer.Option(False, "--no-book", help="search every position, even those in a book"),
-    tt_log2: int = typer.Option(24, help="log2 of the main transposition table's slots (8 bytes each)"),
+    tt_log2: int = typer.Option(24, help="log2 of the main transposition table's slots (8 bytes each; 24 = 128 MiB, for long solves such as the empty board; the library's default is 22)"),
 ) -> None:
     from games.connect4 import Position
     from solver import OpeningBook, Solver, load_default_book

@@ -16,6 +16,7 @@ do not depend on the CPU and stay with the sets (`BenchmarkSet.pons_mean_nodes`)
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from games.connect4.position import Position
 if TYPE_CHECKING:  # pragma: no cover
     from solver.engine import Solver
 
+logger = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SEARCH_DIRS = (REPO_ROOT.parent / "shared" / "data" / "connect4", REPO_ROOT / "data" / "connect4")
 
@@ -89,19 +91,20 @@ class PonsAnchor:
 PONS_ANCHORS = (
     PonsAnchor(
         "AMD EPYC",
-        "Recorded with the project's first version (commit 0e33e80, 2026-11-26) on the 2-core AMD EPYC "
-        "virtual machine that also recorded results/bench_solver.json (/proc/cpuinfo gives no finer model). "
-        "Pons' solver at his blog's part 12, his benchmark mode: strong solve, no book, transposition table "
-        "reset before every position, mean time per position. The compiler flags and the number of rounds "
-        "were not recorded. Middle-Medium and Begin-Hard are his own files (not shipped here; the script "
-        "scales these by node count to our look-alike sets); Begin-Hard on his first 70 positions.",
+        "scripts/bench_vs_pons.py on the project's 2-core AMD EPYC virtual machine (/proc/cpuinfo gives no "
+        "finer model; CPU family 26), 2026-12-07, results/bench_vs_pons.json: Pons' solver at git tag part12 "
+        "built with his Makefile's flags (g++ --std=c++11 -O3 -DNDEBUG), book off, table reset before every "
+        "position (untimed), his solver and ours interleaved on the same positions for 5 rounds (Begin-Hard: "
+        "1), the minimum over rounds of his mean time per position. Middle-Medium and Begin-Hard on this "
+        "project's look-alike sets. Timings on this virtual machine drift by up to a third between runs "
+        "minutes apart; the interleaved ratios in the JSON are what compare the two solvers.",
         {
-            "Test_L3_R1": PonsFigure(4.0, "Test_L3_R1"),
-            "Test_L2_R1": PonsFigure(29.5, "Test_L2_R1"),
-            "Test_L2_R2": PonsFigure(2980.0, "Test_L2_R2"),
-            "Test_L1_R1": PonsFigure(186.0, "Test_L1_R1"),
-            "Test_L1_R2": PonsFigure(144000.0, "Test_L1_R2"),
-            "Test_L1_R3": PonsFigure(7610000.0, "Test_L1_R3", 70),
+            "Test_L3_R1": PonsFigure(5.20, "Test_L3_R1"),
+            "Test_L2_R1": PonsFigure(41.32, "Test_L2_R1"),
+            "Test_L2_R2": PonsFigure(5908.7, "Gen_L2_R2"),
+            "Test_L1_R1": PonsFigure(233.9, "Test_L1_R1"),
+            "Test_L1_R2": PonsFigure(104280.0, "Test_L1_R2", 100),
+            "Test_L1_R3": PonsFigure(6202000.0, "Gen_L1_R3", 10),
         },
     ),
     PonsAnchor(
@@ -146,6 +149,32 @@ def find_set_file(name: str) -> Path | None:
         if (folder / name).exists():
             return folder / name
     return None
+
+
+def sets_on_disk() -> list[tuple[BenchmarkSet, Path]]:
+    """Each of Pons' sets with the file to run for it: his own if present, else our
+    look-alike; a set with neither is left out with a warning."""
+    found = []
+    for spec in PONS_SETS:
+        fname = spec.name if find_set_file(spec.name) else spec.generated_name
+        path = find_set_file(fname) if fname else None
+        if path is None:
+            logger.warning("skipping %s: neither %s nor %s found", spec.label, spec.name, spec.generated_name)
+            continue
+        found.append((spec, path))
+    return found
+
+
+def random_opening(rng: random.Random, length: int, width: int, height: int) -> Position | None:
+    """A uniformly random game of `length` plies that never plays a winning move, or None if
+    it cannot go on that long (a full board, or every move wins)."""
+    pos = Position.empty(width, height)
+    for _ in range(length):
+        cols = [c for c in pos.legal_moves() if not pos.is_winning_move(c)]
+        if not cols:
+            return None
+        pos = pos.play(rng.choice(cols))
+    return pos
 
 
 def read_set(path: str | Path) -> list[tuple[str, int]]:
@@ -207,14 +236,8 @@ def generate_positions(
         tries += 1
         if tries > max_tries:
             raise RuntimeError(f"only {len(kept)} of {n} positions found in {max_tries} tries")
-        length = rng.randint(*moves)
-        pos = Position.empty(width, height)
-        for _ in range(length):
-            cols = [c for c in pos.legal_moves() if not pos.is_winning_move(c)]
-            if not cols:
-                break
-            pos = pos.play(rng.choice(cols))
-        if pos.moves != length or pos.is_terminal() or pos.can_win_next():
+        pos = random_opening(rng, rng.randint(*moves), width, height)
+        if pos is None or pos.is_terminal() or pos.can_win_next():
             continue
         if pos.canonical_key() in seen:
             continue

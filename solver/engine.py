@@ -23,10 +23,11 @@ from solver.book import OpeningBook, load_default_book
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_TT_LOG2 = 24  # main table: 2^24 slots of 8 bytes (128 MiB, touched lazily)
+DEFAULT_TT_LOG2 = 22  # main table: 2^22 slots of 8 bytes (32 MiB): as fast as 2^24 on Pons' sets
+# (results/bench_vs_pons.json, Begin-Medium and Begin-Hard); raise it for solves of many minutes
 DEFAULT_SMALL_TT_LOG2 = 19  # small table: 4 MiB, mostly in cache while a search is small
 DEFAULT_ESCALATE_NODES = 1 << 18  # a solve moves to the main table after this many nodes
-DEFAULT_FLAGS = search.USE_PREFETCH | search.USE_TWO_TIER | search.USE_TT_MOVE  # ETC and symmetry: fewer nodes, more time (results/bench_solver.json)
+DEFAULT_FLAGS = search.USE_PREFETCH | search.USE_TWO_TIER | search.USE_TT_MOVE  # ETC, symmetry: fewer nodes, more time (results/bench_solver.json)
 
 
 @functools.lru_cache(maxsize=1)
@@ -65,6 +66,9 @@ class Solver:
     :param flags: search switches (`solver.search.USE_*`); `search.PONS_PART12` (0) is the
         reference algorithm.
     :param book: an `OpeningBook` for this board size, or None.
+    :param specialise: use a kernel compiled with `flags` as constants (10-15% faster per
+        node; each new setting compiles once, the defaults' 7x6 kernel at install time);
+        False: the kernel that reads them at run time, one compile for every setting.
     """
 
     def __init__(
@@ -77,6 +81,7 @@ class Solver:
         escalate_nodes: int = DEFAULT_ESCALATE_NODES,
         flags: int = DEFAULT_FLAGS,
         book: OpeningBook | None = None,
+        specialise: bool = True,
     ) -> None:
         self.size = BoardSize(width, height)
         for name, value in (("tt_log2", tt_log2), ("small_tt_log2", small_tt_log2)):
@@ -86,7 +91,7 @@ class Solver:
             raise ValueError(f"unknown search flags {flags & ~search.ALL_FLAGS:#x}; known switches are solver.search.USE_*")
         if escalate_nodes < 0:
             raise ValueError(f"escalate_nodes must be >= 0, got {escalate_nodes}")
-        self._solve_batch = search.kernels(self.size.width, self.size.height)
+        self._solve_batch = search.kernels(self.size.width, self.size.height, int(flags) if specialise else None)
         self.flags = int(flags)
         # np.zeros maps zero pages lazily: untouched parts of a big table cost no memory
         self._tables = (np.zeros(1 << small_tt_log2, dtype=np.uint64), np.zeros(1 << tt_log2, dtype=np.uint64))

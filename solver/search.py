@@ -22,14 +22,44 @@ With every switch off the algorithm is Pons' part 12. Every solve starts on a sm
 table that stays in the CPU cache and moves to the main table once it has searched
 `ESCALATE_AT` nodes (the two tables never share entries, so no key can be misread).
 
+What each idea buys, mean time per position on the first 300 positions of each set, the
+ideas added one at a time, each configuration on its own specialised kernel
+(results/bench_solver.json, AMD EPYC, 2026-12-07; End-Easy / Middle-Easy / Middle-Medium /
+Begin-Easy / Begin-Medium). Timings on this virtual machine drift by 10-30% between runs
+minutes apart, so only the large effects are firm: prefetch 1.3x / 1.4x / 1.8x / 1.4x /
+1.7x (the search is bound by TT cache misses; fetching the children's slots on entry
+overlaps them with move ordering). Two slots per bucket cost 2-13% on these short searches
+(and about 12% a node on 5x4 and 6x4 boards) but halve long ones: without them the 4-stone
+position ``4453`` took 6.4-7.1 s instead of 3.6-3.9 s (`scripts/bench_coldstart.py`; the
+one-slot run's JSON was overwritten) and the 1-stone ``3`` 118-132 s instead of 53-59 s,
+with a 2^22-slot main table; choosing the slot count per table at run time (one slot in
+the small table) cost more than it saved (5x4 1.35x slower, Begin-Easy 1.15x), so both
+tables have two. The small table 1.0-1.2x (small searches stay in cache); the TT move
+first 1.0x. Compiling the switches into the kernel as constants (`kernels(W, H, flags)`,
+what every default `Solver` uses) against reading them at run time: 1.36x / 0.92x / 1.10x /
+1.07x / 1.08x here, 1.1-1.2x in interleaved A/B runs. Eager or lazy ETC and symmetry cut
+nodes by a few percent but not time, so they are off. The main table's size barely
+matters once buckets have two slots: 2^22 slots (32 MiB) ran Begin-Medium, Begin-Hard,
+``4453`` and ``3`` as fast as 2^24 (128 MiB), hence the default; raise `tt_log2` for solves
+of many minutes. Move ordering is the hottest code (about 40% of the samples of `perf` on
+5x4 searches); reading the centre-first order from one folded constant instead of
+recomputing it per column made it cheaper.
+
+Against Pons' C++ built on the same machine and run interleaved on the same positions
+(`scripts/bench_vs_pons.py`, results/bench_vs_pons.json, 2026-12-07) this search is 1.4x to
+1.8x faster on all six 7x6 sets and 1.06x on 6x5, but 0.92x on 6x4 and 0.75x on 5x4: on
+small boards his table fits in the CPU's cache, his search stops waiting on memory, and
+ours spends more instructions per node (46 ns against his 35 ns on 5x4).
+
 The board size is folded into the machine code: the search functions take W and H as
 arguments and are inlined into one kernel compiled per size, which captures only those
 two integers (so numba's disk cache recognises it in the next process). The recursion is
 an explicit stack in one function: numba calls pass arrays with reference counting,
 which costs more than a node.
 
-Compilation: the kernel is compiled for exactly one signature (`KERNEL_SIGNATURE`) when
-`kernels` is first called, and cached on disk by numba (``__pycache__`` next to this file,
+Compilation: a kernel is compiled for exactly one signature (`KERNEL_SIGNATURE`) when
+`kernels` is first called for a board size and a setting of the switches (or none: the
+kernel that reads them at run time), and cached on disk by numba (``__pycache__`` next to this file,
 or ``$NUMBA_CACHE_DIR``). On a fresh install that first compile takes 25 s on an idle
 2-core machine (50-75 s on a busy one), nearly all of it in numba's typing and inlining
 passes (LLVM's part is ~2 s), so a warning says so before it starts, and ``make install``
@@ -247,9 +277,14 @@ def order_moves(stack_i, bi, cur, mask, candidates, W, H, full):
     if candidates & (candidates - ONE) == ZERO:
         stack_i[uint64(bi + S_LIST)] = popcount(candidates - ONE) // (H + 1)
         return 1
+    # the centre-first order packed 4 bits per column: W is a constant, so this folds to one
+    # constant and each step reads its column with a shift instead of recomputing the order
+    order = ZERO
+    for k in range(W):
+        order |= uint64(centre_first(k, W)) << uint64(4 * k)
     n = 0
     for k in range(W - 1, -1, -1):
-        col = centre_first(k, W)
+        col = np.int64((order >> uint64(4 * k)) & uint64(15))
         mv = candidates & column_bits(col, H)
         if mv:
             score = popcount(winning_squares(cur | mv, mask, H, full))
@@ -572,8 +607,12 @@ def _cache_location(dispatcher) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def kernels(width: int = 7, height: int = 6):
+def kernels(width: int = 7, height: int = 6, flags: int | None = None):
     """The compiled batch solver for a W x H board (loaded from numba's disk cache if there).
+
+    With `flags`, the kernel is specialised for those search switches (they become
+    constants of the machine code and its `flags` argument is ignored); without, it reads
+    them from its argument at run time.
 
     The returned function is ``solve_batch(currents, masks, moves, weak, wipe_tt, tables,
     book_keys, book_scores, stats, stack_u, stack_i, flags, scores, nodes, cycles)``; it
@@ -587,10 +626,15 @@ def kernels(width: int = 7, height: int = 6):
     """
     size = BoardSize(width, height)
     W, H = size.width, size.height
+    if flags is not None and flags & ~ALL_FLAGS:
+        raise ValueError(f"unknown search flags {flags & ~ALL_FLAGS:#x}; known switches are solver.search.USE_*")
+    F = -1 if flags is None else int(flags)  # a closure constant: -1 means "read the argument"
 
     @njit(cache=True, nogil=True)
     def solve_batch(currents, masks, moves, weak, wipe_tt, tables, book_keys, book_scores, stats, stack_u, stack_i, flags,
                     scores, nodes, cycles):
+        if F >= 0:
+            flags = F
         for i in range(currents.shape[0]):
             if wipe_tt:
                 wipe_tables(tables, stats)

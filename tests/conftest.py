@@ -39,7 +39,7 @@ def read_benchmark(name: str) -> list[tuple[str, int]]:
 
 @pytest.fixture(scope="session")
 def solver_7x6():
-    """One solver for the whole session (its 128 MiB table is touched lazily)."""
+    """One solver for the whole session (its 32 MiB table is touched lazily)."""
     from solver import Solver
 
     return Solver(7, 6)

@@ -636,3 +636,28 @@ def test_bench_ladder_measures_scripted_players_and_names_unknown_ones(tmp_path)
     bad = subprocess.run([sys.executable, str(script), "--players", "alphabeta-x", "--out", str(out)],
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "unknown player 'alphabeta-x'" in bad.stdout + bad.stderr
+
+
+def test_opponent_sampling_is_sb3s_draw_bit_for_bit(tiny_policy):
+    """The lean opponent sampler gives SB3's actions and leaves torch's generator where SB3's path does."""
+    from agents.pool import sample_actions
+
+    rng = np.random.default_rng(0)
+    with torch.no_grad():
+        for p in tiny_policy.parameters():
+            p.add_(torch.from_numpy(rng.normal(0, 0.5, tuple(p.shape))).float())
+    obs = rng.integers(0, 2, size=(256, *tiny_policy.observation_space.shape)).astype(np.float32)
+    masks = rng.random((256, 7)) < 0.6
+    masks[np.arange(256), rng.integers(0, 7, 256)] = True
+    for deterministic in (False, True):
+        torch.manual_seed(5)
+        ours = sample_actions(tiny_policy, obs, masks, deterministic=deterministic)
+        after_ours = torch.rand(3)
+        torch.manual_seed(5)
+        with torch.no_grad():
+            dist = tiny_policy.get_distribution(torch.as_tensor(obs), action_masks=masks)
+            sb3 = dist.get_actions(deterministic=deterministic).numpy()
+        after_sb3 = torch.rand(3)
+        assert np.array_equal(ours, sb3) and torch.equal(after_ours, after_sb3)
+        assert masks[np.arange(256), ours].all()
+    assert len(np.unique(ours)) > 1

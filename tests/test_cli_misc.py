@@ -49,6 +49,12 @@ CASES = [
     ("bench_solver: unknown configuration", ["scripts/bench_solver.py", "--configs", "fast"], 2,
      "unknown configuration(s) ['fast']"),
     ("bench_solver: unwritable output", ["scripts/bench_solver.py", "--out", UNWRITABLE + "/b.json"], 2, "error: "),
+    ("bench_vs_pons: no source", ["scripts/bench_vs_pons.py", "--pons-source", "{root}/nope"], 2,
+     "is not a folder (clone github.com/PascalPons/connect4"),
+    ("bench_vs_pons: not Pons' sources", ["scripts/bench_vs_pons.py", "--pons-source", "{root}"], 2,
+     "it is not Pons' solver at tag part12"),
+    ("bench_vs_pons: bad board size", ["scripts/bench_vs_pons.py", "--pons-source", "{root}", "--sizes", "6by5"], 2,
+     "board sizes are WxH"),
     ("bench_coldstart: illegal move string", ["scripts/bench_coldstart.py", "--position", "48x", "--out",
                                               "{root}/c.json"], 2, "error: move 2 in '48x'"),
     ("bench_coldstart: negative count", ["scripts/bench_coldstart.py", "--warm", "-1"], 2, "--warm must be 0 or more"),
@@ -175,7 +181,7 @@ def test_bench_solver_names_the_cpu_and_gives_no_ratio_without_an_anchor(tmp_pat
 
 
 def test_bench_solver_compares_only_the_positions_the_anchor_was_measured_on():
-    from solver.benchmarks import PONS_SETS, anchor_for
+    from solver.benchmarks import PONS_SETS, PonsFigure, anchor_for
 
     bench = _bench_solver_module()
     intel = anchor_for("Intel(R) Xeon(R) CPU @ 2.20GHz")
@@ -184,6 +190,8 @@ def test_bench_solver_compares_only_the_positions_the_anchor_was_measured_on():
     assert bench.pons_reference(begin_medium, spec["Test_L1_R2"], "Test_L1_R2", 100, 1000) == (153000.0, "measured")
     assert bench.pons_reference(begin_medium, spec["Test_L1_R2"], "Test_L1_R2", 20, 1000) == (
         None, "anchor: first 100, run: 20")
-    epyc_hard = anchor_for("AMD EPYC").figures["Test_L1_R3"]  # on Pons' own file: scaled by nodes to the look-alike
-    assert bench.pons_reference(epyc_hard, spec["Test_L1_R3"], "Gen_L1_R3", 10, 50) == (None, "node-scaled")
+    epyc_hard = anchor_for("AMD EPYC").figures["Test_L1_R3"]  # measured on the look-alike's first 10
+    assert bench.pons_reference(epyc_hard, spec["Test_L1_R3"], "Gen_L1_R3", 10, 50) == (6202000.0, "measured")
+    his_own_file = PonsFigure(5490000.0, "Test_L1_R3")  # on Pons' own file: scaled by nodes to the look-alike
+    assert bench.pons_reference(his_own_file, spec["Test_L1_R3"], "Gen_L1_R3", 10, 50) == (None, "node-scaled")
     assert bench.pons_reference(None, spec["Test_L3_R1"], "Test_L3_R1", 10, 1000) == (None, "no anchor figure for this set")

@@ -31,8 +31,9 @@ def random_position(width: int, height: int, n_moves: int, rng: random.Random) -
 @pytest.mark.parametrize("width, height, min_moves", [(4, 4, 0), (5, 4, 6), (4, 5, 6), (6, 4, 10)])
 def test_agrees_with_plain_minimax_on_small_boards(width, height, min_moves):
     rng = random.Random(width * 100 + height)
-    solver = Solver(width, height, tt_log2=18, small_tt_log2=18)
-    pons = Solver(width, height, tt_log2=18, small_tt_log2=18, flags=PONS_PART12)
+    # the kernels that read their switches at run time: one compile per board size serves both
+    solver = Solver(width, height, tt_log2=18, small_tt_log2=18, specialise=False)
+    pons = Solver(width, height, tt_log2=18, small_tt_log2=18, flags=PONS_PART12, specialise=False)
     checked = 0
     for _ in range(40):
         pos, ref = random_position(width, height, rng.randint(min_moves, width * height - 2), rng)
@@ -71,7 +72,7 @@ def test_reference_algorithm_node_counts_match_pons():
     # Pons' part-12 solver, TT reset before every position: 51.28 nodes per position on
     # End-Easy and 449.6 on Middle-Easy. Our TT indexes differently (collisions differ),
     # so the means agree to a small fraction of a node, not to every digit.
-    solver = Solver(7, 6, tt_log2=23, small_tt_log2=23, escalate_nodes=0, flags=PONS_PART12)
+    solver = Solver(7, 6, tt_log2=23, small_tt_log2=23, escalate_nodes=0, flags=PONS_PART12, specialise=False)
     for name, pons_mean in (("Test_L3_R1", 51.277), ("Test_L2_R1", 449.59)):
         pairs = read_benchmark(name)
         _, stats = solver.solve_many([m for m, _ in pairs], reset_each=True)
@@ -123,9 +124,13 @@ def test_every_search_switch_keeps_scores_exact():
     expected = np.array([s for _, s in pairs])
     for flags in [0, search.USE_TT_MOVE, search.USE_ETC, search.USE_LAZY_ETC, search.USE_SYMMETRY,
                   search.USE_PREFETCH, search.USE_TWO_TIER, search.ALL_FLAGS]:
-        solver = Solver(7, 6, tt_log2=20, small_tt_log2=18, escalate_nodes=500, flags=flags)
+        # one kernel reads every setting (specialised kernels would compile once per setting)
+        solver = Solver(7, 6, tt_log2=20, small_tt_log2=18, escalate_nodes=500, flags=flags, specialise=False)
         scores, _ = solver.solve_many(moves, reset_each=True)
         assert np.array_equal(scores, expected), flags
+    # the default switches' specialised kernel (the one every default Solver uses) agrees
+    specialised = Solver(7, 6, tt_log2=20, small_tt_log2=18, escalate_nodes=500)
+    assert np.array_equal(specialised.solve_many(moves, reset_each=True)[0], expected)
 
 
 def test_bad_arguments_are_named():
