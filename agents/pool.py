@@ -170,8 +170,9 @@ def sample_actions(policy: Any, obs: np.ndarray, masks: np.ndarray, deterministi
     The same arithmetic as ``policy.get_distribution(obs, masks).get_actions()`` (logits
     normalised, illegal ones set to -1e8, normalised again, softmax, one multinomial draw
     from torch's generator), so the actions and the random stream are bit for bit those of
-    SB3's path, without building two distribution objects per call (a third of an
-    opponent's move on 2 cores; `scripts/bench_training.py`).
+    SB3's path, without building two distribution objects per call (the opponents' share
+    of a 262k-move run went from 22.4 s to 18.1 s, partly the machine's drift between the
+    two runs; `scripts/bench_training.py`).
     """
     with torch.no_grad():
         obs_t = torch.as_tensor(obs, device=policy.device)
