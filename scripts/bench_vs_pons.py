@@ -13,7 +13,7 @@ are only ever for this CPU; `solver.benchmarks.PONS_ANCHORS` keeps per-CPU figur
 
 Pons' solver is not shipped: clone it and check out tag part12, then
 
-    python scripts/bench_vs_pons.py --pons-source ~/src/connect4            # about 15 minutes
+    python scripts/bench_vs_pons.py --pons-source ~/src/connect4            # about 10 minutes
     python scripts/bench_vs_pons.py --pons-source ~/src/connect4 --rounds 1 --sizes '' --limit 100   # a quick look
 """
 
