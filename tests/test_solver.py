@@ -31,9 +31,9 @@ def random_position(width: int, height: int, n_moves: int, rng: random.Random) -
 @pytest.mark.parametrize("width, height, min_moves", [(4, 4, 0), (5, 4, 6), (4, 5, 6), (6, 4, 10)])
 def test_agrees_with_plain_minimax_on_small_boards(width, height, min_moves):
     rng = random.Random(width * 100 + height)
-    # the kernels that read their switches at run time: one compile per board size serves both
-    solver = Solver(width, height, tt_log2=18, small_tt_log2=18, specialise=False)
-    pons = Solver(width, height, tt_log2=18, small_tt_log2=18, flags=PONS_PART12, specialise=False)
+    # the default solver only: each board size's default kernel is one compile (shared with the
+    # other tests); Pons' reference switches are checked on 7x6 (every switch, and his node counts)
+    solver = Solver(width, height, tt_log2=18, small_tt_log2=18)
     checked = 0
     for _ in range(40):
         pos, ref = random_position(width, height, rng.randint(min_moves, width * height - 2), rng)
@@ -41,7 +41,6 @@ def test_agrees_with_plain_minimax_on_small_boards(width, height, min_moves):
             continue
         expected = ref_score(ref)
         assert solver.solve(pos) == expected, pos.history
-        assert pons.solve(pos) == expected, pos.history
         assert solver.solve(pos, weak=True) == np.sign(expected)
         checked += 1
     assert checked >= 20
