@@ -75,7 +75,7 @@ def main(
     timesteps: int = typer.Option(262_144, help="learner moves to train for (a multiple of the rollout is used)"),
     out: Path = typer.Option(RESULTS, help="JSON output"),
 ) -> None:
-    from dataclasses import replace
+    from dataclasses import asdict, replace
 
     from rich.console import Console
     from sb3_contrib import MaskablePPO
@@ -121,7 +121,7 @@ def main(
     per_checkpoint = parts["checkpoints_save_and_evaluate"] / max(1, timer.calls.get("checkpoints", 1))
     report = {
         "machine": machine_info(), "protocol": __doc__.split("\n\n")[1], "game": game, "timesteps": moves,
-        "config": {k: v for k, v in vars(config).items() if k != "network"} | {"network": dict(config.network)},
+        "config": asdict(config),
         "seconds": parts, "share": {k: v / total for k, v in parts.items()}, "total_seconds": total,
         "us_per_move": {"ppo_update": 1e6 * parts["ppo_update"] / moves,
                         "rollout": 1e6 * (learn - parts["ppo_update"]) / moves},

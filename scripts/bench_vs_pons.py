@@ -96,7 +96,7 @@ def compare(solver, binary: Path, moves: list[str], expected: list[int] | None, 
 
     ours_means, pons_means = [], []
     ours_scores = pons_scores = ours_nodes = pons_nodes = None
-    solver.solve_many(moves[:20], reset_each=True)  # untimed warm-up: tables' pages faulted in
+    solver.solve_many(moves[:max(1, min(20, len(moves) // 10))], reset_each=True)  # untimed warm-up: pages faulted in
     for r in range(rounds):
         for who in (("ours", "pons") if r % 2 == 0 else ("pons", "ours")):
             if who == "ours":
