@@ -141,6 +141,17 @@ class BoardPolicy(MaskableActorCriticPolicy):
         kwargs.setdefault("share_features_extractor", True)
         kwargs.setdefault("ortho_init", True)
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
+        self.trunk_dtype: torch.dtype | None = None  # set by `SelfPlayPPO` during its updates only
+
+    def extract_features(self, obs: torch.Tensor, features_extractor: BaseFeaturesExtractor | None = None
+                         ) -> torch.Tensor:
+        """The trunk's features; in float32 unless `trunk_dtype` asks for a lower-precision autocast
+        (the heads and everything after them stay float32)."""
+        if self.trunk_dtype is None:
+            return super().extract_features(obs, features_extractor)
+        with torch.autocast(obs.device.type, dtype=self.trunk_dtype):
+            features = super().extract_features(obs, features_extractor)
+        return features.float()
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()

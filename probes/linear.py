@@ -36,9 +36,9 @@ from typing import Sequence
 import numpy as np
 from scipy import sparse
 from scipy.special import expit
+from scipy.stats import rankdata
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV, Ridge
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, r2_score, roc_auc_score
 from sklearn.model_selection import GroupKFold, GroupShuffleSplit
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import make_pipeline
@@ -176,14 +176,39 @@ def _ridge_estimator(coef: np.ndarray, intercept: float, alpha: float):
 
 
 def score_predictions(kind: str, y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None) -> dict[str, float]:
-    """Accuracy, balanced accuracy and AUROC (binary) for classes; R^2 for numbers."""
+    """Accuracy, balanced accuracy and AUROC (binary) for classes; R^2 for numbers.
+
+    The same values as scikit-learn's ``accuracy_score``, ``balanced_accuracy_score`` (mean recall
+    over the classes present in `y_true`), ``roc_auc_score`` (ties count one half; the larger
+    label is the positive class) and ``r2_score`` (tested against them), computed directly: a
+    sweep scores tens of thousands of probes, and scikit-learn's input validation cost ~7 ms a
+    call, a third of a sweep's time.
+    """
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     if kind in REGRESSION_KINDS:
-        return {"r2": float(r2_score(y_true, y_pred)) if len(np.unique(y_true)) > 1 else float("nan")}
-    out = {"accuracy": float(accuracy_score(y_true, y_pred)),
-           "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred))}
+        y = y_true.astype(np.float64)
+        if len(y) == 0 or np.all(y == y[0]):
+            return {"r2": float("nan")}
+        sse = float(((y - np.asarray(y_pred, dtype=np.float64)) ** 2).sum())
+        sst = float(((y - y.mean()) ** 2).sum())
+        return {"r2": 1.0 - sse / sst}
+    correct = y_true == y_pred
+    classes, class_of = np.unique(y_true, return_inverse=True)
+    recall = np.bincount(class_of, weights=correct, minlength=len(classes)) / np.bincount(class_of,
+                                                                                          minlength=len(classes))
+    out = {"accuracy": float(correct.mean()), "balanced_accuracy": float(recall.mean())}
     if kind == "binary" and proba is not None:
-        out["auroc"] = float(roc_auc_score(y_true, proba)) if len(np.unique(y_true)) == 2 else float("nan")
+        out["auroc"] = _auroc(y_true == classes[-1], np.asarray(proba)) if len(classes) == 2 else float("nan")
     return out
+
+
+def _auroc(positive: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve: P(score of a positive > score of a negative), ties one half
+    (the Mann-Whitney statistic from mid-ranks)."""
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    ranks = rankdata(score)  # mid-ranks for ties
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
 def _weighted_metrics(kind: str, y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None,

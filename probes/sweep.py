@@ -61,6 +61,7 @@ from probes.linear import CLASSIFICATION_KINDS, Target, fit_probes, grouped_thre
 from probes.sweep_folder import (
     AGENT,
     BASELINE,
+    INPUT,
     ROLES,
     SKIPPED,
     CellPredictions,
@@ -521,6 +522,9 @@ def run_sweep(entries: Sequence[ModelEntry], inputs: np.ndarray, concepts: Seque
             cells.append(_Cell(entry.run, entry.role, entry.step, layer, index, spatial,
                                str(store.path(entry.model_id, layer, f"n{n}")), str(labels_path), str(split_path), meta,
                                tcav, settings, str(part), entry.square_view))
+    # The raw input's cell is the slowest single cell (its per-square probes fit nearly separable
+    # data: ~80 s on 2 cores against ~15 s for a trunk layer); started last it ran alone at the end.
+    cells.sort(key=lambda cell: cell.role != INPUT)
     log.info("%d cells to fit", len(cells))
     if cells:
         with engine_scope(engine if len(cells) > 1 else "local", jobs if len(cells) > 1 else 1, address) as runner:

@@ -12,6 +12,7 @@ update and of the rollout, seconds per checkpoint, and the resulting estimate fo
 default budget.
 
     python scripts/bench_training.py                       # 262,144 moves, about 2.5 minutes on 2 cores
+    python scripts/bench_training.py --update-dtype bfloat16 --out results/bench_training_bfloat16.json
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -73,6 +75,8 @@ class PartTimer:
 def main(
     game: str = typer.Option("connect4", help="registered game"),
     timesteps: int = typer.Option(262_144, help="learner moves to train for (a multiple of the rollout is used)"),
+    update_dtype: Optional[str] = typer.Option(None, help="trunk precision in the PPO update: bfloat16 or float32 "
+                                                          "[default: the training default]"),
     out: Path = typer.Option(RESULTS, help="JSON output"),
 ) -> None:
     from dataclasses import asdict, replace
@@ -91,7 +95,10 @@ def main(
         raise typer.BadParameter(f"must be at least 1, got {timesteps}", param_hint="--timesteps")
     check_writable(out)
     console = Console(width=120)
-    defaults = TrainConfig(game=game)
+    try:
+        defaults = TrainConfig(game=game, **({} if update_dtype is None else {"update_dtype": update_dtype}))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
     full_budget = defaults.total_timesteps  # the game's default budget
     config = replace(defaults, total_timesteps=timesteps)
     timer = PartTimer()

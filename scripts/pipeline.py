@@ -3,7 +3,7 @@
 Each step is one of the project's commands and each resumes, so a killed pipeline picks
 up where it stopped:
 
-1. ``train_agent.py`` (self-play MaskablePPO; Connect Four's default budget, about 30
+1. ``train_agent.py`` (self-play MaskablePPO; Connect Four's default budget, 33-38
    minutes on 2 cores, evaluated against the solver at every checkpoint);
 2. ``make_dataset.py``: positions from random play and from the agent's own self-play,
    labelled with every concept (exact solver labels included; from ``--min-ply`` stones on,

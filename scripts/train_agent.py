@@ -90,6 +90,9 @@ def main(
                                                                  "evaluate_agent.py)"),
     threads: Optional[int] = typer.Option(None, help=f"torch threads (per agent) [default: {DEFAULTS.torch_threads}"
                                                      "; 1 when --seeds trains several at once]"),
+    update_dtype: str = typer.Option(DEFAULTS.update_dtype, help="precision of the trunk's convolutions in the PPO "
+                                                                 "update: float32, or bfloat16 (12-24% faster "
+                                                                 "updates; see README)"),
     progress: bool = typer.Option(True, "--progress/--quiet", help="show a progress bar"),
 ) -> None:
     from rich.console import Console
@@ -116,7 +119,7 @@ def main(
             random_opening=random_opening, scripted_prob=scripted_prob,
             scripted_players=[name.strip() for name in scripted.split(",")] if scripted else None,
             network={**DEFAULTS.network, "channels": channels, "blocks": blocks},
-            checkpoints=checkpoints, eval_games=eval_games, torch_threads=threads,
+            checkpoints=checkpoints, eval_games=eval_games, torch_threads=threads, update_dtype=update_dtype,
         )
         config.scripted_opponents(games.get(config.game, **config.game_kwargs))  # unknown game, size or player
     except ValueError as exc:  # a setting out of range: name it, no traceback

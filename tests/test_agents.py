@@ -488,9 +488,55 @@ def test_short_training_beats_random_measurably(tmp_path):
     assert after["win"] >= baseline["win"] + 0.15 and after["loss"] <= baseline["loss"] - 0.15, (baseline, after)
 
 
+def test_bfloat16_runs_the_trunk_in_the_update_only(tmp_path, monkeypatch):
+    """update_dtype=bfloat16: PPO's update sees a bf16 trunk with float32 features; rollouts,
+    checkpoints and every later use run float32; a default (float32) run never autocasts."""
+    from sb3_contrib import MaskablePPO
+
+    calls: list[tuple[bool, torch.dtype, torch.dtype]] = []  # (in the update, trunk output, features)
+    in_update = [False]
+    trunk_forward, update = BoardResNet.forward, MaskablePPO.train
+
+    def recording_forward(self, obs):
+        out = trunk_forward(self, obs)
+        calls.append((in_update[0], out.dtype))
+        return out
+
+    def recording_update(self):
+        in_update[0] = True
+        try:
+            update(self)
+        finally:
+            in_update[0] = False
+
+    monkeypatch.setattr(BoardResNet, "forward", recording_forward)
+    monkeypatch.setattr(MaskablePPO, "train", recording_update)
+    final = train(tiny_config(total_timesteps=1024, checkpoints=2, update_dtype="bfloat16"), tmp_path / "bf16",
+                  progress_bar=False, evaluate=False)
+    assert {d for u, d in calls if u} == {torch.bfloat16}
+    assert {d for u, d in calls if not u} == {torch.float32}  # rollouts: the float32 network
+    model = load_agent(final)
+    assert model.policy.trunk_dtype is None and model.policy.extract_features(
+        torch.zeros(2, *model.observation_space.shape)).dtype == torch.float32
+    assert all(p.dtype == torch.float32 for p in model.policy.parameters())
+    again = load_agent(train(tiny_config(total_timesteps=1024, checkpoints=2, update_dtype="bfloat16"),
+                             tmp_path / "bf16-again", progress_bar=False, evaluate=False))  # deterministic by seed
+    assert all(torch.equal(a, b) for a, b in zip(model.policy.state_dict().values(),
+                                                 again.policy.state_dict().values()))
+    calls.clear()
+    train(tiny_config(total_timesteps=1024, checkpoints=2), tmp_path / "f32", progress_bar=False, evaluate=False)
+    assert {d for _, d in calls} == {torch.float32} and any(u for u, _ in calls)
+
+
 def test_bad_configs_are_refused(tmp_path):
     with pytest.raises(ValueError, match="n_envs"):
         TrainConfig(n_envs=0)
+    with pytest.raises(ValueError, match="update_dtype must be one of"):
+        TrainConfig(update_dtype="float16")
+    old = tmp_path / "old" / "config.json"  # saved before update_dtype existed: those runs trained in float32
+    old.parent.mkdir()
+    old.write_text(json.dumps({"config": {"game": "tictactoe"}}))
+    assert TrainConfig.from_json(old).update_dtype == "float32"
     with pytest.raises(ValueError, match="unknown game|not registered|Unknown"):
         train(tiny_config(game="chess"), tmp_path / "x", progress_bar=False)
     bad = tmp_path / "config.json"

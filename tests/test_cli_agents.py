@@ -72,6 +72,7 @@ ROWS = [
     ("train_agent", ["--game", "tictactoe", "--total-timesteps", "0"], "total_timesteps must be >= 1"),
     ("train_agent", ["--game", "tictactoe", "--n-envs", "0"], "n_envs must be >= 1"),
     ("train_agent", ["--game", "chess"], "unknown game 'chess'"),
+    ("train_agent", ["--game", "tictactoe", "--update-dtype", "float16"], "update_dtype must be one of"),
     ("train_agent", ["--resume", "--out", "MISSING"], "cannot resume MISSING: the folder does not exist"),
     ("train_agent", ["--resume", "--out", "DATA"], "DATA/config.json does not exist"),
     ("train_agent", ["--game", "tictactoe", "--out", "RO/run", "--quiet"], "not writable"),

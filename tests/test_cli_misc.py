@@ -56,6 +56,8 @@ CASES = [
     ("bench_vs_pons: bad board size", ["scripts/bench_vs_pons.py", "--pons-source", "{root}", "--sizes", "6by5"], 2,
      "board sizes are WxH"),
     ("bench_training: no moves", ["scripts/bench_training.py", "--timesteps", "0"], 2, "must be at least 1, got 0"),
+    ("bench_training: unknown precision", ["scripts/bench_training.py", "--update-dtype", "int8"], 2,
+     "update_dtype must be one of"),
     ("bench_coldstart: illegal move string", ["scripts/bench_coldstart.py", "--position", "48x", "--out",
                                               "{root}/c.json"], 2, "error: move 2 in '48x'"),
     ("bench_coldstart: negative count", ["scripts/bench_coldstart.py", "--warm", "-1"], 2, "--warm must be 0 or more"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ from torch import nn
 
 from probes.activations import ActivationStore, as_flat, hooked_activations, per_square
 from probes.controls import control_task_labels, majority_baseline, shuffled_labels
-from probes.linear import fit_probe, grouped_split, probe_direction
+from probes.linear import fit_probe, grouped_split, probe_direction, score_predictions
 
 torch.set_num_threads(1)
 
@@ -71,6 +73,35 @@ def test_random_network_and_shuffled_labels_stay_at_chance(boards):
         assert fit_probe(acts, y, games, "binary", seed=seed, n_boot=0)["accuracy"] < 0.62
     planted = hooked_activations(PlantedNet(planted=True), ["hidden"])(x)["hidden"]
     assert fit_probe(planted, shuffled_labels(y, seed=3), games, "binary", n_boot=0)["accuracy"] < 0.62
+
+
+def test_scores_equal_scikit_learns_metrics():
+    """The direct metrics equal scikit-learn's, ties in scores and absent classes included."""
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, r2_score, roc_auc_score
+
+    rng = np.random.default_rng(0)
+    for trial in range(30):
+        n = int(rng.integers(5, 400))
+        y = rng.integers(0, 2, n)
+        y[:2] = [0, 1]
+        pred = rng.integers(0, 2, n) if trial % 3 else np.zeros(n, dtype=int)  # one predicted class only
+        proba = np.round(rng.random(n), 1 if trial % 2 else 6)  # coarse scores: many ties
+        got = score_predictions("binary", y, pred, proba)
+        assert got["accuracy"] == pytest.approx(accuracy_score(y, pred), abs=1e-12)
+        assert got["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, pred), abs=1e-12)
+        assert got["auroc"] == pytest.approx(roc_auc_score(y, proba), abs=1e-12)
+        labels = rng.choice(np.array(["a", "b", "c", "d"]), n)
+        guess = rng.choice(np.array(["a", "b", "c", "e"]), n)  # "e" never true, "d" never guessed
+        got = score_predictions("categorical", labels, guess, None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # scikit-learn warns about the class only predicted
+            assert got["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(labels, guess), abs=1e-12)
+        assert "auroc" not in got
+        target, fitted = rng.normal(size=n), rng.normal(size=n)
+        assert score_predictions("count", target, fitted, None)["r2"] == pytest.approx(r2_score(target, fitted),
+                                                                                         abs=1e-12)
+    assert np.isnan(score_predictions("binary", np.ones(9), np.ones(9), np.linspace(0, 1, 9))["auroc"])
+    assert np.isnan(score_predictions("count", np.full(9, 2.0), np.zeros(9), None)["r2"])
 
 
 def test_grouped_split_keeps_games_whole():
