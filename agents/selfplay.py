@@ -176,8 +176,8 @@ class SelfPlayPPO(MaskablePPO):
     weights, heads, losses and Adam state stay float32, and the rollouts, evaluations and
     every later use of a checkpoint run the float32 network. Opt-in: one 4M-step agent
     trained so played within the float32 seeds' spread in games but 1-3 points lower on
-    position sets (`results/pipeline_demo_bfloat16/README.md`). ``update_dtype`` is set from
-    `TrainConfig.update_dtype` after building or loading.
+    position sets (`results/pipeline_demo_bfloat16/README.md`). `train` sets ``update_dtype``
+    from `TrainConfig.update_dtype` once the model is built or loaded.
     """
 
     update_dtype: str = "float32"
@@ -330,7 +330,6 @@ def _build(config: TrainConfig, game: Any, scripted: dict[str, Any], run_dir: Pa
         policy_kwargs={"network": dict(config.network)}, tensorboard_log=str(run_dir / "tb"), seed=config.seed,
         device="cpu", verbose=0,
     )
-    model.update_dtype = config.update_dtype
     pool.policy = model.policy
     return model, env, pool
 
@@ -374,10 +373,10 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, progre
     if resume:
         try:
             model = _load_for_resume(run_dir, existing, env, pool)
-            model.update_dtype = config.update_dtype
         except ValueError:
             env.close()
             raise
+    model.update_dtype = config.update_dtype
     suite = None
     if evaluate:
         suite = EvaluationSuite(game, games_per_opponent=config.eval_games, decisive=config.eval_decisive,
