@@ -2,18 +2,26 @@
 
 Single-edit setting: every edit is applied to the unedited model, evaluated and restored.
 Tiny model: edits from the synthetic world; SmolLM2 (or a folder): real facts from
-lm_interp/editing/data/rome_real_facts.json, kept only if the unedited model predicts them
-(`lm_interp.editing.run`). Writes DIR/summary.json, DIR/table.md, DIR/edits/<editor>/<case>.json
-(resumable), DIR/causal_trace.png and DIR/probabilities.png.
+lm_interp/editing/data/rome_real_facts.json (landmark -> city, couples, antonyms), kept only if
+the unedited model predicts them, relations interleaved (`lm_interp.editing.run`). Every metric
+gets a 95 % bootstrap interval over edits; ROME is tested against FT and FT-L (paired) and the
+research notes' claims are judged. Writes DIR/summary.json, DIR/table.md,
+DIR/edits/<editor>/<case>.json, DIR/causal_trace.png and DIR/probabilities.png. Resumable:
+rerunning the same command after an interruption reuses every finished edit (records whose case
+and settings match); a progress bar counts the edits.
 
-    python scripts/lm_rome.py --model tiny --editor rome,ft,ft-l --n-edits 24 --out results/lm_rome_tiny
-    python scripts/lm_rome.py --model smollm2 --editor rome,ft,ft-l --n-edits 20 --out results/lm_rome_smollm2
+    python scripts/lm_rome.py --model tiny --editor rome,rome-legacy,ft,ft-l --n-edits 24 \
+        --out results/lm_rome_tiny --overwrite
+    python scripts/lm_rome.py --model smollm2 --editor rome,ft,ft-l --n-edits 72 --v-steps 10 \
+        --cov-corpus generated --out results/lm_rome_smollm2 --overwrite
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shlex
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -49,8 +57,9 @@ def main(
     check_rome_options(editor, n_edits, trace_cases, v_steps)
     # a killed run resumes from its edits/ folder; a finished one (summary.json) needs --overwrite
     out = prepare_output(out, f"lm_rome_{Path(model).name}", overwrite=overwrite, finished=("summary.json",))
+    command = "python scripts/lm_rome.py " + shlex.join(sys.argv[1:])
     report = run_rome(model, out, editor, n_edits, layer, covariance, cov_corpus, cov_n_texts, v_steps, trace_cases,
-                      seed)
+                      seed, command)
     print((out / "table.md").read_text())
     print(f"wrote {out} ({report.seconds} s)")
 

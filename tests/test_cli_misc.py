@@ -32,7 +32,8 @@ def files(tmp_path_factory) -> dict[str, Path]:
     (root / "illegal.txt").write_text("4x53\n")
     finished = root / "finished"
     finished.mkdir()
-    for marker in ("summary.json", "results.json", "probe_by_layer.json", "emergence.json", "causal.json"):
+    for marker in ("summary.json", "results.json", "probe_by_layer.json", "emergence.json", "causal.json",
+                   "study.json"):
         (finished / marker).write_text("{}")
     return {"root": root, "empty": root / "empty.txt", "illegal": root / "illegal.txt", "finished": finished}
 
@@ -87,6 +88,8 @@ CASES = [
      "already holds a result (summary.json); pass --overwrite"),
     ("lm_rome: unwritable output", ["scripts/lm_rome.py", "--out", UNWRITABLE], 2, "error: "),
     ("lm_backup_heads: zero movers", ["scripts/lm_backup_heads.py", "--n-movers", "0"], 2, "--n-movers must be at least 1"),
+    ("lm_backup_heads: negative resamples", ["scripts/lm_backup_heads.py", "--n-boot", "-1"], 2,
+     "--n-boot must be at least 0"),
     ("lm_backup_heads: finished output", ["scripts/lm_backup_heads.py", "--out", "{finished}"], 2,
      "already holds a result (results.json)"),
     ("lm_mae: zero examples", ["scripts/lm_mae.py", "--layer", "0", "--neuron", "0", "--top-k", "0"], 2,
@@ -96,6 +99,11 @@ CASES = [
     ("lm_probe_demo: negative resamples", ["scripts/lm_probe_demo.py", "--n-boot", "-1"], 2, "--n-boot must be 0 or more"),
     ("lm_probe_demo: finished output", ["scripts/lm_probe_demo.py", "--out", "{finished}"], 2,
      "already holds a result (probe_by_layer.json)"),
+    ("lm_mae_study: bad layers", ["scripts/lm_mae_study.py", "--layers", "2,x"], 2, "--layers takes comma-separated"),
+    ("lm_mae_study: zero neurons per layer", ["scripts/lm_mae_study.py", "--per-layer", "0"], 2,
+     "--per-layer must be at least 1"),
+    ("lm_mae_study: finished output", ["scripts/lm_mae_study.py", "--out", "{finished}"], 2,
+     "already holds a result (study.json)"),
     ("lm_backup_emergence: bad rates", ["scripts/lm_backup_emergence.py", "--rates", "a,b"], 2,
      "--rates takes numbers"),
     ("lm_backup_emergence: finished output", ["scripts/lm_backup_emergence.py", "--out", "{finished}"], 2,
@@ -142,8 +150,8 @@ def test_lm_scripts_default_to_runs_not_to_the_recorded_results(tmp_path):
         assert not Path("results").exists()
     finally:
         os.chdir(old)
-    for script in ("lm_rome", "lm_backup_heads", "lm_mae", "lm_probe_demo", "lm_backup_emergence", "probe_usage",
-                   "probe_dictionaries"):
+    for script in ("lm_rome", "lm_backup_heads", "lm_mae", "lm_mae_study", "lm_probe_demo", "lm_backup_emergence",
+                   "probe_usage", "probe_dictionaries"):
         text = (REPO / "scripts" / f"{script}.py").read_text()
         assert 'Path("results")' not in text, script  # no default into the committed results
         assert "run_app(app)" in text and "prepare_output(" in text, script

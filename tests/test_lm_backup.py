@@ -285,3 +285,129 @@ def test_smollm2_name_movers_and_the_negative_head_that_rises():
         frozen = np.array(r.sweeps[dist][0].delta_dla_frozen_scale)
         assert delta[24, 4] > 0.5 and delta[24, 4] == delta.max()
         assert np.abs(frozen[:23]).max() < 1e-3  # upstream of every mover: only the norm can change them
+
+
+# --------------------------------------------------------------------------- intervals (issue 26)
+
+def _planted_measurements(n: int = 120, seed: int = 0):
+    """Per-prompt numbers with known answers: L=2, H=3, mover 0.0, negative head 0.1 and, downstream,
+    1.0 a backup (ΔDLA 1.0 ± 0.1), 1.1 silent (0 ± 0.05), 1.2 an outlier-driven riser (one prompt +60)."""
+    from lm_interp.backup.intervals import PromptMeasurements
+
+    rng = np.random.default_rng(seed)
+    templates = np.array(["train0", "train1", "heldout0"] * (n // 3))
+    clean_dla = rng.normal(0, 0.1, (n, 2, 3))
+    clean_dla[:, 0, 0] += 3.0
+    clean_dla[:, 0, 1] -= 1.0
+    delta = {}
+    for d in ("zero", "mean_abc"):
+        x = rng.normal(0, 0.02, (n, 2, 3))
+        x[:, 1, 0] = rng.normal(1.0, 0.1, n)
+        x[:, 1, 1] = rng.normal(0.0, 0.05, n)
+        x[:, 1, 2] = 0.0
+        x[5, 1, 2] = 60.0  # mean 0.5 > threshold, but a single prompt carries it
+        delta[d] = x
+    return PromptMeasurements(templates=templates, splits=np.array([t.rstrip("0123456789") for t in templates]),
+                              clean_logit_diff=rng.normal(4, 1, n), clean_dla=clean_dla,
+                              ablated_logit_diff={d: rng.normal(2, 1, n) for d in delta}, delta_dla=delta,
+                              delta_dla_frozen={d: v * 0.5 for d, v in delta.items()})
+
+
+def test_interval_verdicts_on_planted_heads():
+    from lm_interp.backup.intervals import backup_intervals
+
+    m = _planted_measurements()
+    out = backup_intervals(m, movers=[(0, 0)], negative=[(0, 1)], threshold=0.3, n_boot=500, seed=1)
+    assert set(out["splits"]) == {"all", "train", "heldout"}
+    assert out["splits"]["train"]["n_prompts"] == 80 and out["splits"]["heldout"]["n_prompts"] == 40
+    s = out["splits"]["all"]
+    v = s["verdicts"]
+    assert v["1.0"]["verdict"] == "backup" and v["1.0"]["frozen_scale_verdict"] == "backup"
+    assert v["1.2"]["verdict"] == "undecided"                   # the mean is above 0.3, the interval is not
+    assert s["distributions"]["zero"]["delta_dla"]["1.2"]["mean"] > 0.3
+    assert v.get("1.1", {"verdict": "not a backup"})["verdict"] == "not a backup"
+    assert v["0.1"]["negative"] and "0.0" not in v              # movers are ablated, not judged
+    iv = s["distributions"]["zero"]["delta_dla"]["1.0"]
+    assert iv["low"] < iv["mean"] < iv["high"] and iv["high"] - iv["low"] < 0.06  # SE 0.1/sqrt(120) ~ 0.009
+    assert s["robust_backup"]["own_scale"]["head"] == "1.0"
+    assert s["robust_backup"]["frozen_scale"]["mean"] == pytest.approx(0.5, abs=0.05)
+    # independent noise on the silent heads: their order flips between resamples, so the interval reaches below 1
+    corr = s["rank_correlation"]["zero vs mean_abc"]
+    assert corr["low"] < 1.0 and corr["low"] <= corr["mean"] <= corr["high"] <= 1.0
+    # the same numbers under both distributions: correlation 1 in every resample
+    m.delta_dla["mean_abc"] = m.delta_dla["zero"]
+    same = backup_intervals(m, movers=[(0, 0)], negative=[(0, 1)], threshold=0.3, n_boot=200)
+    assert same["splits"]["all"]["rank_correlation"]["zero vs mean_abc"] == {"mean": 1.0, "low": 1.0, "high": 1.0}
+
+
+def test_bootstrap_interval_covers_the_mean_at_the_stated_width():
+    from probes.bootstrap import (
+        bootstrap_means,
+        bootstrap_weights,
+        percentile_interval,
+        row_rank_correlation,
+    )
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(2.0, 1.0, 400)
+    w = bootstrap_weights(400, 2000, seed=0)
+    assert np.allclose(w.sum(1), 1.0) and np.array_equal(w, bootstrap_weights(400, 2000, seed=0))
+    low, high = percentile_interval(bootstrap_means(x, w))
+    assert low < x.mean() < high
+    assert (high - low) == pytest.approx(2 * 1.96 * x.std() / 20, rel=0.15)
+    # stratified: each stratum keeps its size in every resample
+    strata = np.array([0] * 10 + [1] * 30)
+    ws = bootstrap_weights(40, 50, seed=2, strata=strata) * 40
+    assert np.allclose(ws[:, :10].sum(1), 10) and np.allclose(ws[:, 10:].sum(1), 30)
+    a = rng.normal(size=(5, 30))
+    assert np.allclose(row_rank_correlation(a, 2 * a + 1), 1.0)
+    assert np.isnan(row_rank_correlation(np.ones((1, 4)), a[:1, :4]))[0]
+    with pytest.raises(ValueError, match="strata"):
+        bootstrap_weights(5, 10, strata=np.zeros(4))
+
+
+def test_backup_analysis_gives_intervals_and_resumes_from_its_cache(toy, tmp_path, monkeypatch):
+    import lm_interp.backup.analysis as analysis
+
+    g = _toy_group()
+    r = backup_analysis(toy, [g], movers=[(0, 0)], depth=1, n_patch=0, progress=False, n_boot=200,
+                        cache_dir=tmp_path)
+    s = r.intervals["splits"]["all"]
+    assert s["verdicts"]["1.0"]["verdict"] == "backup" and s["verdicts"]["1.0"]["frozen_scale_verdict"] == "backup"
+    assert set(r.intervals["splits"]) == {"all"} and s["n_prompts"] == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"sweep_{d}.pkl" for d in DISTRIBUTIONS)
+
+    def fail(*args, **kwargs):
+        raise AssertionError("the sweep should have been read from the cache")
+
+    monkeypatch.setattr(analysis, "ablation_sweep", fail)
+    again = backup_analysis(toy, [g], movers=[(0, 0)], depth=1, n_patch=0, progress=False, n_boot=200,
+                            cache_dir=tmp_path)
+    assert again.cached_seconds is not None and r.cached_seconds is None   # the cached sweeps keep their cost
+    assert replace(again, cached_seconds=None).to_json() == r.to_json()
+    with pytest.raises(AssertionError, match="cache"):  # other settings: the cache does not apply
+        backup_analysis(toy, [g], movers=[(0, 0)], depth=0, n_patch=0, progress=False, cache_dir=tmp_path)
+
+
+def test_emergence_summaries_across_seeds():
+    from lm_interp.backup.emergence import (
+        has_robust_backup,
+        rate_summaries,
+        seed_interval,
+    )
+
+    iv = seed_interval([1.0, 2.0, 3.0])
+    assert iv["mean"] == 2.0 and iv["low"] == pytest.approx(2 - 4.3027 / np.sqrt(3), abs=1e-3)
+    assert np.isnan(seed_interval([1.0])["low"])
+
+    def row(rate, seed, low):
+        return {"head_dropout": rate, "seed": seed, "removed_dla": 2.0, "robust_backup_delta_dla_frozen_scale": low,
+                "robust_backup_fraction_frozen_scale": low / 2, "clean_logit_diff": 3.0, "ioi_heldout_accuracy": 1.0,
+                "robust_backup_interval": {"frozen_scale": {"head": "2.1", "mean": low + 0.05, "low": low,
+                                                            "high": low + 0.1}}}
+    rows = [row(0.0, s, 0.01) for s in range(3)] + [row(0.3, s, 0.5) for s in range(3)]
+    assert has_robust_backup(rows[0]) is False and has_robust_backup(rows[3]) is True
+    assert has_robust_backup({"removed_dla": 1.0}) is None
+    by_rate = {s["head_dropout"]: s for s in rate_summaries(rows)}
+    assert by_rate[0.3]["seeds_with_robust_backup"] == 3 and by_rate[0.0]["seeds_with_robust_backup"] == 0
+    assert by_rate[0.3]["robust_backup_delta_dla_frozen_scale"]["mean"] == pytest.approx(0.5)

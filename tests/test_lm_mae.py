@@ -324,3 +324,67 @@ def test_bpe_pieces_are_replaced_by_pieces_of_the_same_kind():
     emb = np.array([[1, 0], [1, 0.1], [1, 0.2], [1, 0.3], [1, 0.4]])
     b = EmbeddingNeighbourBackend(emb, FakeBPE())
     assert b.candidates([0, 1], 1, 5) == [3] and b.candidates([0, 1], 0, 5) == [2, 4]
+
+
+# ------------------------------------------------------------------------------ the study (issue 26)
+
+def test_neuron_selection_follows_its_rule():
+    from lm_interp.mae.study import firing_counts, select_neurons
+
+    rng = np.random.default_rng(0)
+    train, held = rng.uniform(0, 0.1, (500, 12)), rng.uniform(0, 0.1, (800, 12))
+    for n in range(6):                      # neurons 0-5 fire on 30 training and 30 held-out tokens
+        train[rng.choice(500, 30, replace=False), n] = 1.0
+        held[rng.choice(800, 30, replace=False), n] = 0.9
+    train[:3, 6], held[:50, 6] = 1.0, 1.0   # 6: too few training firings
+    train[:, 7] = -1.0                      # 7: never positive
+    train[0, 8:] = 1.0                      # 8-11: one spike, then noise below half the max
+    maxima, n_train, n_held = firing_counts(train, held)
+    assert n_train[0] == 30 and n_held[0] == 30 and n_train[6] == 3 and maxima[7] == -1.0
+    chosen, stats = select_neurons(train, held, per_layer=4, min_firing=20, seed=3)
+    assert stats["n_testable"] == 6 and len(chosen) == 4 and set(chosen) <= set(range(6))
+    assert chosen == select_neurons(train, held, 4, 20, seed=3)[0]             # deterministic by seed
+    assert {tuple(select_neurons(train, held, 4, 20, seed=s)[0]) for s in range(8)} != {tuple(chosen)}  # random
+    assert select_neurons(train, held, per_layer=10, min_firing=20, seed=0)[0] == list(range(6))
+
+
+def test_paired_predictor_comparison_on_planted_scores():
+    from lm_interp.mae.study import compare_predictors
+
+    rng = np.random.default_rng(1)
+    base = rng.uniform(0.2, 0.6, (30, 3))
+    better = np.clip(base + 0.2 + rng.normal(0, 0.02, (30, 3)), 0, 1)
+    out = compare_predictors({"n2g": better, "n2g_mae_only": better.copy(), "raw_examples": base,
+                              "pivot_token": base.copy()}, n_boot=500)
+    d = out["paired_f1"]["n2g - raw_examples"]
+    assert d["low"] > 0.15 and d["high"] < 0.25 and d["wins"] == 30 and d["wilcoxon_p"] < 1e-4
+    same = out["paired_f1"]["n2g - n2g_mae_only"]
+    assert same["ties"] == 30 and same["mean"] == 0 and same["wilcoxon_p"] == 1.0
+    f1 = out["distributions"]["raw_examples"]["f1"]
+    assert f1["low"] < f1["mean"] < f1["high"] and f1["q1"] <= f1["median"] <= f1["q3"]
+
+
+def test_study_on_the_tiny_model_writes_its_folder_and_resumes(tmp_path, monkeypatch):
+    import lm_interp.mae.run as run_module
+    from lm_interp.mae.pipeline import MAEConfig
+    from lm_interp.mae.study import StudyConfig, check_study_config, run_mae_study
+
+    cfg = StudyConfig(layers=(1, 2), per_layer=2, min_firing=5, n_docs_train=200, n_docs_heldout=300,
+                      backend=None, mae=MAEConfig(k=5))
+    s = run_mae_study("tiny", tmp_path, cfg, progress=False)
+    assert s["n_explained"] == s["n_chosen"] == 4 and len(s["neurons"]) == 4
+    assert set(s["distributions"]) == {"n2g", "raw_examples", "pivot_token"}   # no variants without a backend
+    assert all(r["n_firing_heldout"] >= 5 for r in s["neurons"])
+    for name in ("selection.json", "study.json", "study.md", "f1_by_predictor.png"):
+        assert (tmp_path / name).stat().st_size > 0
+
+    def fail(*args, **kwargs):
+        raise AssertionError("finished neurons should not be explained again")
+
+    monkeypatch.setattr(run_module, "explain_lm_neuron", fail)
+    again = run_mae_study("tiny", tmp_path, cfg, progress=False)
+    assert again["neurons"] == s["neurons"]
+    with pytest.raises(ValueError, match="layers 0..3"):
+        check_study_config(StudyConfig(layers=(9,)), n_layers=4)
+    with pytest.raises(ValueError, match="--per-layer"):
+        check_study_config(StudyConfig(per_layer=0))

@@ -18,13 +18,16 @@ from __future__ import annotations
 import itertools
 import logging
 import re
+import time
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
+from lm_interp.backup.intervals import PromptMeasurements, backup_intervals
 from lm_interp.backup.results import (
     AblationLevel,
     BackupResult,
@@ -383,17 +386,18 @@ def patching_confirmation(module, groups: Sequence[IOIGroup], movers: Sequence[H
 def ablation_sweep(module, readout: Readout, groups: Sequence[IOIGroup], refs: _References, distribution: str,
                    movers: Sequence[Head], clean: CleanMeasurement, negative: Sequence[Head], threshold: float,
                    depth: int, backups_per_level: int, backup_pool: str, seed: int
-                   ) -> tuple[list[AblationLevel], np.ndarray]:
+                   ) -> tuple[list[AblationLevel], np.ndarray, RunRecord]:
     """Ablate the movers under one distribution, then the movers plus the top backups, level by level.
 
-    :returns: the levels and the level-0 ΔDLA ``[n_layers, n_heads]`` (movers ablated).
+    :returns: the levels, the level-0 mean ΔDLA ``[n_layers, n_heads]`` (movers ablated) and the level-0
+        per-prompt record (logit difference and DLA of every prompt, groups concatenated).
     """
     L, H = readout.n_layers, readout.n_heads
     all_heads = [(layer, h) for layer in range(L) for h in range(H)]
     clean_dla, clean_ld = clean.dla, clean.logit_diff
     ablated = list(movers)
     levels: list[AblationLevel] = []
-    level0 = None
+    level0, level0_prompts = None, None
     for level in range(depth + 1):
         runs = [measure_run(module, readout, g.clean_batch, g.io_ids, g.s_ids,
                             distribution_hooks(ablated, distribution, g, refs.of(i), seed + i), clean.runs[i].scale,
@@ -432,12 +436,13 @@ def ablation_sweep(module, readout: Readout, groups: Sequence[IOIGroup], refs: _
             backups=[head_label(h) for h in backups]))
         if level == 0:
             level0 = delta
+            level0_prompts = RunRecord(ld, _cat(runs, "dla"), _cat(runs, "dla_frozen"), _cat(runs, "scale"))
         log.info("%s level %d: ablated %s, LD %.3f, top backup %s", distribution, level,
                  [head_label(h) for h in ablated], float(ld.mean()), levels[-1].top_backups[:1])
         if not backups:
             break
         ablated = ablated + backups
-    return levels, level0
+    return levels, level0, level0_prompts
 
 
 def robustness(level0: dict[str, np.ndarray], movers: Sequence[Head], negative: Sequence[Head],
@@ -472,7 +477,8 @@ def backup_analysis(lm, groups: Sequence[IOIGroup], n_movers: int = 3, movers: S
                     distributions: Sequence[str] = tuple(DISTRIBUTIONS), depth: int = 2, backups_per_level: int = 1,
                     n_patch: int = 8, backup_fraction: float = 0.05, negative_fraction: float = 0.1,
                     seed: int = 0, backup_pool: str = "positive", progress: bool = True,
-                    readout: Readout | None = None) -> BackupResult:
+                    readout: Readout | None = None, n_boot: int = 1000, cache_dir: str | Path | None = None
+                    ) -> BackupResult:
     """The whole backup-head experiment on `groups` (see ``docs/lm.md``): clean runs, name movers, patching
     confirmation, the ablation sweep per distribution and the robustness across distributions.
 
@@ -486,6 +492,9 @@ def backup_analysis(lm, groups: Sequence[IOIGroup], n_movers: int = 3, movers: S
     :param negative_fraction: a head is negative when its clean DLA is below minus this fraction of the top DLA.
     :param backup_pool: heads eligible as backups for the next level: ``positive`` (not negative heads) or
         ``all`` (negative heads whose suppression drops count too, e.g. to ablate a copy-suppression head).
+    :param n_boot: bootstrap resamples over prompts for the intervals (`lm_interp.backup.intervals`); 0: none.
+    :param cache_dir: keep each finished distribution's sweep here, so that an interrupted run resumes where it
+        stopped (a cache made with other prompts, model or settings is ignored).
     """
     if backup_pool not in ("positive", "all"):
         raise ValueError(f"backup_pool must be 'positive' or 'all', got {backup_pool!r}")
@@ -514,14 +523,39 @@ def backup_analysis(lm, groups: Sequence[IOIGroup], n_movers: int = 3, movers: S
     refs = _References(module, groups, L)
     sweeps: dict[str, list[AblationLevel]] = {}
     level0: dict[str, np.ndarray] = {}
+    prompts: dict[str, RunRecord] = {}
+    cached_seconds = 0.0
+    fingerprint = _fingerprint(groups, clean, movers, threshold, depth, backups_per_level, backup_pool, seed,
+                               negative)
     jobs = list(distributions)
     if progress:
         from tqdm.auto import tqdm
 
         jobs = tqdm(jobs, desc="ablation distributions", unit="dist", leave=False)
     for dist in jobs:
-        sweeps[dist], level0[dist] = ablation_sweep(module, readout, groups, refs, dist, movers, clean, negative,
-                                                    threshold, depth, backups_per_level, backup_pool, seed)
+        cache = Path(cache_dir) / f"sweep_{dist}.pkl" if cache_dir is not None else None
+        done, seconds = _read_sweep(cache, fingerprint)
+        if done is None:
+            t0 = time.perf_counter()
+            done = ablation_sweep(module, readout, groups, refs, dist, movers, clean, negative, threshold, depth,
+                                  backups_per_level, backup_pool, seed)
+            if cache is not None:
+                _write_sweep(cache, fingerprint, done, time.perf_counter() - t0)
+        else:
+            cached_seconds += seconds
+            log.info("%s: sweep read from %s (computed in %.0f s)", dist, cache, seconds)
+        sweeps[dist], level0[dist], prompts[dist] = done
+    intervals = None
+    if n_boot > 0:
+        clean_dla_prompts = _cat(clean.runs, "dla").numpy()
+        templates = np.array([g.template for g in groups for _ in range(len(g))])
+        measured = PromptMeasurements(
+            templates=templates, splits=np.array([template_split(t) for t in templates]),
+            clean_logit_diff=clean.logit_diff.numpy().astype(np.float64), clean_dla=clean_dla_prompts,
+            ablated_logit_diff={d: r.logit_diff.numpy() for d, r in prompts.items()},
+            delta_dla={d: r.dla.numpy() - clean_dla_prompts for d, r in prompts.items()},
+            delta_dla_frozen={d: r.dla_frozen.numpy() - clean_dla_prompts for d, r in prompts.items()})
+        intervals = backup_intervals(measured, list(movers), list(negative), threshold, n_boot, seed)
 
     return BackupResult(
         n_prompts=sum(len(g) for g in groups), templates=[g.template for g in groups],
@@ -535,4 +569,49 @@ def backup_analysis(lm, groups: Sequence[IOIGroup], n_movers: int = 3, movers: S
         settings=BackupSettings(n_movers=n_movers, depth=depth, backups_per_level=backups_per_level, n_patch=n_patch,
                                 backup_fraction=backup_fraction, negative_fraction=negative_fraction, seed=seed,
                                 distributions=list(distributions), backup_pool=backup_pool),
-        patching=patching, sweeps=sweeps, robustness=robustness(level0, movers, negative, clean_dla, threshold))
+        patching=patching, sweeps=sweeps, robustness=robustness(level0, movers, negative, clean_dla, threshold),
+        intervals=intervals, cached_seconds=round(cached_seconds, 3) if cached_seconds else None)
+
+
+def template_split(template: str) -> str:
+    """``train`` or ``heldout`` for the corpus' IOI template ids, the id itself for any other template."""
+    for split in ("train", "heldout"):
+        if template in ioi_templates(split):
+            return split
+    return template
+
+
+def _fingerprint(groups: Sequence[IOIGroup], clean: CleanMeasurement, *settings) -> str:
+    """What a cached sweep depends on: prompts, the clean run's logit differences (the model) and the settings."""
+    import hashlib
+    import json
+
+    text = json.dumps([[g.template, g.clean_batch.tokens.tolist(), g.abc_batch.tokens.tolist()] for g in groups]
+                      + [np.round(clean.logit_diff.numpy(), 3).tolist(), repr(settings)])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _read_sweep(path: Path | None, fingerprint: str):
+    """A cached ``ablation_sweep`` result and the seconds it took, or ``(None, 0)`` (no cache, unreadable, or
+    made for other prompts, model or settings)."""
+    import pickle
+
+    if path is None or not path.is_file():
+        return None, 0.0
+    try:
+        data = pickle.loads(path.read_bytes())
+    except Exception:  # a cache is disposable: unreadable means recompute
+        log.warning("ignoring unreadable cache %s", path)
+        return None, 0.0
+    if not isinstance(data, dict) or data.get("fingerprint") != fingerprint:
+        return None, 0.0
+    return data["sweep"], float(data.get("seconds", 0.0))
+
+
+def _write_sweep(path: Path, fingerprint: str, sweep, seconds: float) -> None:
+    import pickle
+
+    from common.atomic import atomic_target
+
+    with atomic_target(path) as tmp:
+        tmp.write_bytes(pickle.dumps({"fingerprint": fingerprint, "sweep": sweep, "seconds": seconds}))

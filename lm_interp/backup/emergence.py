@@ -63,32 +63,65 @@ def summarise_backup_strength(result: BackupResult) -> dict:
     robust = max((min(own[d][x] for d in own) for x in heads), default=0.0)
     robust_frozen = max((min(frozen[d][x] for d in frozen) for x in heads), default=0.0)
     removed = sum(result.movers_dla.values())
+    intervals = result.intervals["splits"]["all"].get("robust_backup", {}) if result.intervals else {}
     return {"clean_logit_diff": round(result.clean.logit_diff, 4),
             "clean_accuracy": round(result.clean.accuracy, 4),
             "movers": result.movers_dla, "removed_dla": round(removed, 4),
             "robust_backup_delta_dla": round(float(robust), 4),
             "robust_backup_delta_dla_frozen_scale": round(float(robust_frozen), 4),
             "robust_backup_fraction_frozen_scale": round(float(robust_frozen / removed), 4) if removed > 0 else None,
+            "robust_backup_interval": intervals,
             "per_distribution": per_dist}
 
 
+def run_key(head_dropout: float, seed: int) -> str:
+    """The file-name key of one (rate, seed) run: ``rate0.3_seed1``."""
+    return f"rate{head_dropout:g}_seed{seed}"
+
+
+def trained_model(config: LMTrainConfig, folder: Path | None, progress: bool = False) -> tuple[Path, dict, bool]:
+    """The checkpoint of `config` in `folder`, trained and written there (atomically) unless already present.
+
+    :returns: the folder, its recipe and whether it was trained now. With ``folder=None`` the model goes to a
+        temporary folder that the caller removes.
+    """
+    if folder is not None and (folder / "recipe.json").is_file():
+        recipe = json.loads((folder / "recipe.json").read_text())
+        if recipe.get("config") != json.loads(json.dumps(asdict(config))):
+            raise ValueError(f"{folder} holds a model trained with another config; remove it or choose another --out")
+        return folder, recipe, False
+    if folder is None:
+        folder = Path(tempfile.mkdtemp(prefix="tiny-backup-")) / "model"
+    recipe = train_tiny_lm(config, folder, progress=progress, command="lm_interp.backup.emergence")
+    return folder, recipe, True
+
+
 def emergence_run(head_dropout: float, seed: int, steps: int = 800, n_layer: int = 4, n_movers: int = 2,
-                  n_per_template: int = 12, progress: bool = False, **overrides) -> dict:
-    """Train one tiny model and measure its backup heads; returns a JSON-ready dict."""
+                  n_per_template: int = 24, progress: bool = False, model_dir: str | Path | None = None,
+                  **overrides) -> dict:
+    """Train one tiny model (or reuse the one in `model_dir`) and measure its backup heads; a JSON-ready dict.
+
+    :param model_dir: keep the trained checkpoint here, so that a re-run only re-analyses it (None: discard it).
+    """
+    import shutil
+
     from lm_interp.models.loading import load_model
 
     config = emergence_config(head_dropout, seed, steps, n_layer, **overrides)
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="tiny-backup-") as tmp:
-        folder = Path(tmp) / "model"
-        recipe = train_tiny_lm(config, folder, progress=progress, command="lm_interp.backup.emergence")
+    folder, recipe, trained = trained_model(config, Path(model_dir) if model_dir is not None else None, progress)
+    try:
         lm = load_model(str(folder))
         train_s = time.perf_counter() - t0
-        groups = ioi_dataset(lm, n_per_template, "heldout", seed=seed)
+        groups = ioi_dataset(lm, n_per_template, "all", seed=seed)
         result = backup_analysis(lm, groups, n_movers=n_movers, distributions=EMERGENCE_DISTRIBUTIONS, depth=0,
                                  n_patch=0, progress=False)
+    finally:
+        if model_dir is None:
+            shutil.rmtree(folder.parent, ignore_errors=True)
     row = {"head_dropout": head_dropout, "seed": seed, "steps": steps, "n_layer": n_layer,
-           "train_seconds": round(train_s, 1), "analysis_seconds": round(time.perf_counter() - t0 - train_s, 1),
+           "train_seconds": round(train_s, 1) if trained else recipe.get("train_seconds"),
+           "analysis_seconds": round(time.perf_counter() - t0 - train_s, 1),
            "final_loss": round(recipe["final_loss"], 4),
            "ioi_heldout_accuracy": recipe["metrics"]["ioi_heldout"]["accuracy"],
            **summarise_backup_strength(result), "config": asdict(config)}
@@ -103,7 +136,7 @@ class EmergenceReport:
     """A grid of emergence runs (``emergence.json``): the options, the time taken and one row per (rate, seed).
 
     :param rates: ... :param seeds: the grid as given on the command line (comma-separated).
-    :param runs: `emergence_run` rows.
+    :param runs: `emergence_run` rows (the JSON adds ``per_rate``, `rate_summaries` of them).
     """
 
     rates: str
@@ -120,7 +153,7 @@ class EmergenceReport:
         """The ``emergence.json`` dict (same key order as the recorded results)."""
         return {"what": self.what, "rates": self.rates, "seeds": self.seeds, "steps": self.steps,
                 "n_layer": self.n_layer, "n_movers": self.n_movers, "seconds": self.seconds,
-                "command": self.command, "runs": self.runs}
+                "command": self.command, "per_rate": rate_summaries(self.runs), "runs": self.runs}
 
 
 def parse_grid(rates: str, seeds: str) -> list[tuple[float, int]]:
@@ -150,27 +183,105 @@ def run_emergence(rates: str, seeds: str, steps: int, n_layer: int, n_movers: in
         from tqdm.auto import tqdm
 
         items = tqdm(grid, desc="emergence", unit="model")
-    rows = [emergence_run(r, s, steps, n_layer, n_movers) for r, s in items]
+    out = Path(out_dir)
+    rows = []
+    for r, s in items:
+        # resumable: a finished run's row is kept in runs/, its checkpoint in models/
+        cached = out / "runs" / f"{run_key(r, s)}.json"
+        if cached.is_file():
+            row = json.loads(cached.read_text())
+            if (row.get("steps") == steps and row.get("n_layer") == n_layer and len(row.get("movers", {})) == n_movers
+                    and row.get("robust_backup_interval")):  # rows of an older analysis are re-analysed
+                rows.append(row)
+                continue
+        row = emergence_run(r, s, steps, n_layer, n_movers, model_dir=out / "models" / run_key(r, s))
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(json.dumps(row, indent=1), cached)
+        rows.append(row)
     report = EmergenceReport(rates=rates, seeds=seeds, steps=steps, n_layer=n_layer, n_movers=n_movers,
                              seconds=round(time.perf_counter() - t0, 1), command=command, runs=rows)
     write_emergence_report(report, out_dir)
     return report
 
 
+BACKUP_FRACTION = 0.05  # a run has a robust backup when the frozen-scale interval's lower bound exceeds this x removed
+
+
+def seed_interval(values: list[float], level: float = 0.95) -> dict[str, float]:
+    """Mean over seeds and its Student-t interval (NaN bounds with fewer than two seeds)."""
+    from scipy.stats import t
+
+    v = np.asarray(values, dtype=np.float64)
+    mean = float(v.mean()) if len(v) else float("nan")
+    if len(v) < 2:
+        return {"mean": mean, "low": float("nan"), "high": float("nan"), "n": int(len(v))}
+    half = float(t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+    return {"mean": round(mean, 4), "low": round(mean - half, 4), "high": round(mean + half, 4), "n": int(len(v))}
+
+
+def has_robust_backup(row: dict) -> bool | None:
+    """Whether the run's strongest robust backup (frozen scale) is above `BACKUP_FRACTION` of the removed DLA,
+    by its bootstrap interval over prompts (None when the row has no interval)."""
+    iv = (row.get("robust_backup_interval") or {}).get("frozen_scale")
+    if not iv:
+        return None
+    return bool(iv["low"] > BACKUP_FRACTION * max(row["removed_dla"], 0.0))
+
+
+def rate_summaries(rows: list[dict]) -> list[dict]:
+    """Per head-dropout rate, across seeds: t-intervals of backup strength and how many seeds have a backup."""
+    out = []
+    for rate in sorted({r["head_dropout"] for r in rows}):
+        runs = [r for r in rows if r["head_dropout"] == rate]
+        verdicts = [has_robust_backup(r) for r in runs]
+        out.append({"head_dropout": rate, "seeds": [r["seed"] for r in runs],
+                    "robust_backup_delta_dla_frozen_scale": seed_interval(
+                        [r["robust_backup_delta_dla_frozen_scale"] for r in runs]),
+                    "robust_backup_fraction_frozen_scale": seed_interval(
+                        [r["robust_backup_fraction_frozen_scale"] or 0.0 for r in runs]),
+                    "clean_logit_diff": seed_interval([r["clean_logit_diff"] for r in runs]),
+                    "ioi_heldout_accuracy": seed_interval([r["ioi_heldout_accuracy"] for r in runs]),
+                    "seeds_with_robust_backup": sum(v is True for v in verdicts),
+                    "seeds_judged": sum(v is not None for v in verdicts)})
+    return out
+
+
+def _ci(iv: dict, digits: int = 3) -> str:
+    low, high = iv.get("low"), iv.get("high")
+    if low is None or high is None or np.isnan(low) or np.isnan(high):
+        return f"{iv['mean']:+.{digits}f}"
+    return f"{iv['mean']:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
+
+
 def emergence_markdown(report: EmergenceReport) -> str:
     """The Markdown summary of a grid, generated from the report."""
     lines = ["# Backup-head emergence vs head dropout (tiny model)", "",
              f"{report.steps} steps, {report.n_layer} layers, top {report.n_movers} DLA heads ablated; "
-             f"{report.seconds} s in all. `{report.command}`", "",
-             "| head dropout | seed | IOI acc | clean LD | movers (DLA) | robust backup ΔDLA (own scale / frozen) "
-             "| per distribution: LD after, top riser ΔDLA (frozen max) |", "|---|---|---|---|---|---|---|"]
+             f"training {sum(r.get('train_seconds') or 0 for r in report.runs):.0f} s over the runs (timed when each "
+             f"was trained), this invocation {report.seconds} s. `{report.command}`", "",
+             "## Per head-dropout rate, across seeds (95% Student-t intervals over seeds)", "",
+             "| head dropout | seeds | IOI acc (held-out) | clean LD | robust backup ΔDLA, frozen scale | "
+             "as a fraction of the removed DLA | seeds with a robust backup |", "|---|---|---|---|---|---|---|"]
+    for s in rate_summaries(report.runs):
+        lines.append(f"| {s['head_dropout']} | {len(s['seeds'])} | {_ci(s['ioi_heldout_accuracy'], 2)} | "
+                     f"{_ci(s['clean_logit_diff'], 2)} | {_ci(s['robust_backup_delta_dla_frozen_scale'])} | "
+                     f"{_ci(s['robust_backup_fraction_frozen_scale'])} | "
+                     f"{s['seeds_with_robust_backup']} of {s['seeds_judged']} |")
+    lines += ["", f"A seed has a robust backup when the lower bound of its interval over prompts (below) exceeds "
+              f"{BACKUP_FRACTION} x the movers' summed clean DLA.", "",
+              "## Per run (intervals: 95% bootstrap over prompts, stratified by template)", "",
+              "| head dropout | seed | IOI acc | clean LD | movers (DLA) | robust backup ΔDLA (own scale / frozen) "
+              "| frozen-scale interval (head) | per distribution: LD after, top riser ΔDLA (frozen max) |",
+              "|---|---|---|---|---|---|---|---|"]
     for r in report.runs:
         per = "; ".join(f"{d}: {v['logit_diff']:.2f}, {v['top_head']} {v['max_delta_dla']:+.3f} "
                         f"({v['max_delta_dla_frozen_scale']:+.3f})" for d, v in r["per_distribution"].items())
         movers = ", ".join(f"{h} {v:+.2f}" for h, v in r["movers"].items())
+        iv = (r.get("robust_backup_interval") or {}).get("frozen_scale")
+        frozen_iv = f"{_ci(iv)} ({iv['head']})" if iv else "-"
         lines.append(f"| {r['head_dropout']} | {r['seed']} | {r['ioi_heldout_accuracy']:.2f} | "
                      f"{r['clean_logit_diff']:.2f} | {movers} | {r['robust_backup_delta_dla']:+.3f} / "
-                     f"{r['robust_backup_delta_dla_frozen_scale']:+.3f} | {per} |")
+                     f"{r['robust_backup_delta_dla_frozen_scale']:+.3f} | {frozen_iv} | {per} |")
     lines += ["", "Robust backup ΔDLA: the best head's smallest ΔDLA across the distributions. Frozen scale uses "
               "the clean run's final-norm scale, so it excludes norm rescaling; heads upstream of (or in the same "
               "layer as) every ablated head can only change through the norm.", ""]
@@ -184,10 +295,16 @@ def _plot_strength(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    x = [r["head_dropout"] for r in rows]
-    ax.scatter(x, [r["robust_backup_delta_dla"] for r in rows], label="own-run norm scale")
-    ax.scatter(x, [r["robust_backup_delta_dla_frozen_scale"] for r in rows], marker="x",
-               label="frozen clean norm scale")
+    x = np.array([r["head_dropout"] for r in rows], dtype=float)
+    ax.scatter(x - 0.005, [r["robust_backup_delta_dla"] for r in rows], s=12, label="seeds, own-run norm scale")
+    ax.scatter(x + 0.005, [r["robust_backup_delta_dla_frozen_scale"] for r in rows], marker="x", s=14,
+               label="seeds, frozen clean norm scale")
+    summaries = rate_summaries(rows)
+    means = [s["robust_backup_delta_dla_frozen_scale"] for s in summaries]
+    ax.errorbar([s["head_dropout"] + 0.015 for s in summaries], [m["mean"] for m in means],
+                yerr=[[m["mean"] - m["low"] if np.isfinite(m["low"]) else 0 for m in means],
+                      [m["high"] - m["mean"] if np.isfinite(m["high"]) else 0 for m in means]],
+                fmt="o", color="black", ms=4, capsize=3, label="frozen scale: mean, 95% t-interval over seeds")
     ax.axhline(0, color="grey", lw=0.5)
     ax.set_xlabel("head-dropout rate")
     ax.set_ylabel("robust backup ΔDLA (logits)")
@@ -213,6 +330,8 @@ def read_emergence_report(out_dir: str | Path) -> EmergenceReport:
     if not path.is_file():
         raise ValueError(f"{path} does not exist; run scripts/lm_backup_emergence.py --out {out_dir} first")
     try:
-        return EmergenceReport(**json.loads(path.read_text()))
+        data = json.loads(path.read_text())
+        data.pop("per_rate", None)  # derived from the runs
+        return EmergenceReport(**data)
     except (json.JSONDecodeError, TypeError) as exc:
         raise ValueError(f"{path} is not an emergence report ({exc})") from None

@@ -29,7 +29,9 @@ def summary_markdown(result: BackupResult) -> str:
         lines += [f"Model: {result.description}.", ""]
     lines += [f"{result.n_prompts} IOI prompts ({', '.join(result.templates)}), "
               f"{result.n_layers} layers x {result.n_heads} heads, final norm {result.norm}; "
-              f"{result.seconds if result.seconds is not None else '?'} s.", "",
+              f"{result.seconds if result.seconds is not None else '?'} s"
+              + (f" (+ {result.cached_seconds} s for distributions read from the run's cache)"
+                 if result.cached_seconds else "") + ".", "",
               "## Clean run", "",
               f"* logit difference (IO - S) {c.logit_diff:.3f} (std {c.logit_diff_std:.3f}), accuracy "
               f"{c.accuracy:.3f}; ABC prompts: {c.abc_logit_diff:.3f}",
@@ -89,7 +91,44 @@ def summary_markdown(result: BackupResult) -> str:
     lines += ["",
               "ΔDLA uses the ablated run's own final-norm scale; the frozen-scale value uses the clean run's "
               "scale, so the difference between them is final-norm rescaling, not head-level compensation.", ""]
+    if result.intervals:
+        lines += intervals_markdown(result.intervals, list(result.sweeps), result.backup_threshold)
     return "\n".join(lines)
+
+
+def _ci(iv: dict, digits: int = 2) -> str:
+    return f"{_fmt(iv['mean'], digits)} [{_fmt(iv['low'], digits)}, {_fmt(iv['high'], digits)}]"
+
+
+def intervals_markdown(intervals: dict, dists: list[str], threshold: float) -> list[str]:
+    """The intervals section of the summary: per prompt split, logit differences, verdicts and correlations."""
+    pct = round(100 * intervals["level"])
+    lines = [f"## Intervals ({pct}% percentile bootstrap over prompts, {intervals['n_boot']} resamples stratified "
+             f"by {intervals['stratified_by']})", "",
+             f"Verdict per distribution: *above* when the interval's lower bound exceeds the backup threshold "
+             f"({threshold:.3f}), *below* when its upper bound is under it, else *undecided*. *backup*: above under "
+             f"every distribution; *not a backup*: below under every one. The frozen-scale verdict uses the clean "
+             f"run's final-norm scale (no rescaling).", ""]
+    short = {d: d.replace("mean_other_template", "other").replace("resample_abc", "resample") for d in dists}
+    for split, s in intervals["splits"].items():
+        lines += [f"### {split} templates: {s['n_prompts']} prompts ({', '.join(s['templates'])})", "",
+                  f"* clean logit difference {_ci(s['clean_logit_diff'])}, accuracy {s['clean_accuracy']:.3f}",
+                  "* clean DLA: " + ", ".join(f"{h} {_ci(v)}" for h, v in s["clean_dla"].items()),
+                  "* logit difference with the movers ablated: "
+                  + ", ".join(f"{short[d]} {_ci(s['distributions'][d]['logit_diff'])}" for d in dists), ""]
+        lines += ["| head | verdict (own scale) | frozen scale | " + " | ".join(f"ΔDLA {short[d]}" for d in dists)
+                  + " |", "|---|---|---|" + "---|" * len(dists)]
+        for h, v in s["verdicts"].items():
+            cells = [_ci(s["distributions"][d]["delta_dla"][h]) for d in dists]
+            name = f"{h} (negative)" if v["negative"] else h
+            lines.append(f"| {name} | {v['verdict']} | {v.get('frozen_scale_verdict', '-')} | " + " | ".join(cells)
+                         + " |")
+        if s["rank_correlation"]:
+            lines += ["", "Spearman correlation of backup scores: "
+                      + "; ".join(f"{short[a]}/{short[b]} {_ci(v)}" for (a, b), v in
+                                  ((k.split(" vs "), v) for k, v in s["rank_correlation"].items()))]
+        lines.append("")
+    return lines
 
 
 def _heatmaps(result: BackupResult, key: str, path: Path, title: str) -> None:

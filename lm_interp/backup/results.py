@@ -137,6 +137,10 @@ class BackupResult:
     :param movers_dla: clean DLA of the ablated name movers; :param negative_heads: of the negative heads.
     :param patching: None when no head was patched (``n_patch=0``).
     :param sweeps: per ablation distribution, the levels (movers, then movers + backups, ...).
+    :param intervals: bootstrap intervals over prompts and verdicts with them (`lm_interp.backup.intervals`;
+        None when not computed).
+    :param cached_seconds: compute time of the distributions read from a cache (timed when computed); the
+        result's cost is ``seconds`` (this run's wall time) plus this.
     :param model: ... :param command: run metadata, set by the caller (None when not run from a script).
     """
 
@@ -156,21 +160,24 @@ class BackupResult:
     patching: list[PatchedHead] | None
     sweeps: dict[str, list[AblationLevel]]
     robustness: Robustness
+    intervals: dict | None = None
+    cached_seconds: float | None = None
     model: str | None = None
     description: str | None = None
     seconds: float | None = None
     command: str | None = None
 
     _META = ("model", "description")
-    _TAIL = ("seconds", "command")
+    _TAIL = ("seconds", "cached_seconds", "command")
 
     def to_json(self) -> dict:
         """The ``results.json`` dict: run metadata first and last, ``patching`` only when measured."""
         body = asdict(self)
         head = {k: body.pop(k) for k in self._META}
         tail = {k: body.pop(k) for k in self._TAIL}
-        if body["patching"] is None:
-            del body["patching"]
+        for optional in ("patching", "intervals"):
+            if body[optional] is None:
+                del body[optional]
         out = {k: v for k, v in head.items() if v is not None}
         out.update(body)
         out.update({k: v for k, v in tail.items() if v is not None})
@@ -195,5 +202,5 @@ class BackupResult:
                 verdicts={h: BackupVerdict(**v) for h, v in rob["verdicts"].items()},
                 n_heads_backup_under_none=rob["n_heads_backup_under_none"],
                 negative_verdicts={h: NegativeVerdict(**v) for h, v in rob.get("negative_verdicts", {}).items()}),
-            model=data.get("model"), description=data.get("description"), seconds=data.get("seconds"),
-            command=data.get("command"))
+            intervals=data.get("intervals"), model=data.get("model"), description=data.get("description"),
+            seconds=data.get("seconds"), cached_seconds=data.get("cached_seconds"), command=data.get("command"))

@@ -1,25 +1,21 @@
 """Edit cases: a rewrite request plus the probes that judge it (paraphrases, neighbours, implications).
 
 `tiny_cases` builds them from the synthetic `World` (landmark -> city edits with a transitive
-country implication, spouse edits with a symmetric implication); `real_cases` builds them for
-pretrained models from ``lm_interp/editing/data/rome_real_facts.json`` (real landmarks from
-`lm_interp.models.real_facts`, real couples); `keep_known` keeps the cases the unedited model gets right.
+country implication, spouse edits with a symmetric implication); `lm_interp.editing.real_cases`
+builds them for pretrained models from the real-fact file; `keep_known` keeps the cases the
+unedited model gets right and `interleave_relations` mixes relations.
 """
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Sequence
 
 import torch
 
 from lm_interp.editing.weights import EditRequest
 from lm_interp.models.tokens import forward_logits, pad_rows, prompt_ids, target_ids
-
-REAL_FACTS_PATH = Path(__file__).resolve().parent / "data" / "rome_real_facts.json"
 
 
 @dataclass(frozen=True)
@@ -79,12 +75,10 @@ class EditCase:
                    [Probe(**p) for p in d.get("implications", [])], d.get("implication_kind", ""))
 
 
-def _cap(text: str) -> str:
+def fill_template(template: str, subject: str) -> str:
+    """`template` with ``{}`` (or ``{s}``) replaced by `subject`, first letter capitalised."""
+    text = template.replace("{}", subject).replace("{s}", subject)
     return text[:1].upper() + text[1:]
-
-
-def _fill(template: str, subject: str) -> str:
-    return _cap(template.replace("{}", subject).replace("{s}", subject))
 
 
 # ------------------------------------------------------------------------------------- tiny world
@@ -111,12 +105,12 @@ def tiny_cases(world, n: int, seed: int = 0, n_neighbours: int = 5) -> list[Edit
             t0 = city_rel.train_templates[0]
             others = [x for x in landmarks if x != s and world.landmark_city[x] != new]
             others.sort(key=lambda x: (world.landmark_city[x] != old, rng.random()))  # same-city neighbours first
-            neigh = [(_fill(t0, x), world.landmark_city[x]) for x in others[:n_neighbours]]
-            paras = [_fill(t, s) for t in city_rel.train_templates[1:3] + city_rel.heldout_templates]
-            impl = [Probe(_fill(t, s), world.city_country[new], world.city_country[old])
+            neigh = [(fill_template(t0, x), world.landmark_city[x]) for x in others[:n_neighbours]]
+            paras = [fill_template(t, s) for t in city_rel.train_templates[1:3] + city_rel.heldout_templates]
+            impl = [Probe(fill_template(t, s), world.city_country[new], world.city_country[old])
                     for t in country_rel.train_templates[:2] + country_rel.heldout_templates]
-            cases.append(EditCase(f"tiny-city-{i:03d}", "city", EditRequest(_fill(t0, s), s, new, old), paras, neigh,
-                                  distractor_sentences(s, "heldout")[0], impl, "transitive"))
+            cases.append(EditCase(f"tiny-city-{i:03d}", "city", EditRequest(fill_template(t0, s), s, new, old), paras,
+                                  neigh, distractor_sentences(s, "heldout")[0], impl, "transitive"))
         else:
             s = persons[(i // 2) % len(persons)]
             old = world.persons[s]["spouse"]
@@ -124,56 +118,15 @@ def tiny_cases(world, n: int, seed: int = 0, n_neighbours: int = 5) -> list[Edit
             t0 = spouse_rel.train_templates[0]
             others = [x for x in persons if x not in (s, old, new) and world.persons[x]["spouse"] != new]
             rng.shuffle(others)
-            neigh = [(_fill(t0, x), world.persons[x]["spouse"]) for x in others[:n_neighbours]]
-            paras = [_fill(t, s) for t in spouse_rel.train_templates[1:] + spouse_rel.heldout_templates]
-            impl = [Probe(_fill(t, new), s, world.persons[new]["spouse"]) for t in spouse_rel.train_templates]
-            cases.append(EditCase(f"tiny-spouse-{i:03d}", "spouse", EditRequest(_fill(t0, s), s, new, old), paras,
-                                  neigh, distractor_sentences(s, "heldout")[0], impl, "symmetric"))
+            neigh = [(fill_template(t0, x), world.persons[x]["spouse"]) for x in others[:n_neighbours]]
+            paras = [fill_template(t, s) for t in spouse_rel.train_templates[1:] + spouse_rel.heldout_templates]
+            impl = [Probe(fill_template(t, new), s, world.persons[new]["spouse"]) for t in spouse_rel.train_templates]
+            cases.append(EditCase(f"tiny-spouse-{i:03d}", "spouse", EditRequest(fill_template(t0, s), s, new, old),
+                                  paras, neigh, distractor_sentences(s, "heldout")[0], impl, "symmetric"))
     return cases
 
 
-# ------------------------------------------------------------------------------------- real facts
-
-def load_real_facts(path: str | Path = REAL_FACTS_PATH) -> dict:
-    """The hand-written real-fact file (templates, couples, new-object pools)."""
-    return json.loads(Path(path).read_text())
-
-
-def real_cases(path: str | Path = REAL_FACTS_PATH, seed: int = 0, n_neighbours: int = 5) -> list[EditCase]:
-    """Every candidate edit of the real-fact file: landmark -> city (transitive) and spouse (symmetric)."""
-    from lm_interp.models.real_facts import REAL_CITIES, REAL_LANDMARKS
-
-    data = load_real_facts(path)
-    rng = random.Random(seed)
-    city_country = {c: k for k, cs in REAL_CITIES.items() for c in cs}
-    tpl = data["templates"]
-    cases: list[EditCase] = []
-    capitals = data["new_cities"]
-    landmarks = list(REAL_LANDMARKS)
-    for i, (s, old) in enumerate(REAL_LANDMARKS.items()):
-        new = rng.choice([c for c in capitals if city_country[c] != city_country[old]])
-        others = [x for x in landmarks if x != s and REAL_LANDMARKS[x] != new]
-        others.sort(key=lambda x: (REAL_LANDMARKS[x] != old, rng.random()))
-        neigh = [(_fill(tpl["city"], x), REAL_LANDMARKS[x]) for x in others[:n_neighbours]]
-        impl = [Probe(_fill(t, s), city_country[new], city_country[old]) for t in tpl["country"]]
-        cases.append(EditCase(f"real-city-{i:03d}", "city", EditRequest(_fill(tpl["city"], s), s, new, old),
-                              [_fill(t, s) for t in tpl["city_paraphrases"]], neigh,
-                              _fill(rng.choice(tpl["loud"]), s), impl, "transitive"))
-    couples = [tuple(c) for c in data["couples"]]
-    people = {a: b for a, b in couples} | {b: a for a, b in couples}
-    names = list(people)
-    for i, s in enumerate(names):
-        old = people[s]
-        new = rng.choice([p for p in names if p not in (s, old)])
-        others = [x for x in names if x not in (s, old, new) and people[x] != new]
-        rng.shuffle(others)
-        neigh = [(_fill(tpl["spouse"], x), people[x]) for x in others[:n_neighbours]]
-        impl = [Probe(_fill(t, new), s, people[new]) for t in tpl["spouse_reverse"]]
-        cases.append(EditCase(f"real-spouse-{i:03d}", "spouse", EditRequest(_fill(tpl["spouse"], s), s, new, old),
-                              [_fill(t, s) for t in tpl["spouse_paraphrases"]], neigh,
-                              _fill(rng.choice(tpl["loud"]), s), impl, "symmetric"))
-    return cases
-
+# ------------------------------------------------------------------------------ the known check
 
 def predicts(lm, prompts: Sequence[str], targets: Sequence[str]) -> list[bool]:
     """Whether the model's top-1 next token after each prompt is the first token of its target."""

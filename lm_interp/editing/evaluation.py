@@ -5,7 +5,8 @@ P(good) > P(bad) (probabilities are exp of the mean per-token log-probability, a
 CounterFact), ``magnitude`` = mean P(good) − P(bad), and the mean probability of the new
 object where it is a candidate. NKL = KL(P_edited ‖ P_unedited) of the next-token
 distribution after each neighbourhood prompt, in nats (not divided by the vocabulary size).
-Aggregates average the per-edit values over edits.
+Aggregates average the per-edit values over edits, with a 95 % percentile-bootstrap interval
+over edits (the edit is the unit: `lm_interp.editing.stats`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 from lm_interp.editing.cases import EditCase
+from lm_interp.editing.stats import N_BOOT, interval
 from lm_interp.editing.weights import score_targets
 
 # group -> (what "good beats bad" means, the candidate that is the new object)
@@ -109,8 +111,9 @@ METRIC_ROWS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def aggregate(per_case: Iterable[dict]) -> dict:
-    """Mean (and standard error) over edits of every (group, field) of `case_metrics` outputs."""
+def aggregate(per_case: Iterable[dict], n_boot: int = N_BOOT, seed: int = 0) -> dict:
+    """Mean over edits of every (group, field) of `case_metrics` outputs, with its standard error and
+    95 % percentile-bootstrap interval over edits (`lm_interp.editing.stats.interval`)."""
     values: dict[tuple[str, str], list[float]] = {}
     n = 0
     for metrics in per_case:
@@ -122,21 +125,33 @@ def aggregate(per_case: Iterable[dict]) -> dict:
     out: dict = {"n_edits": n}
     for (g, f), vs in sorted(values.items()):
         arr = np.asarray(vs)
+        ci = interval(arr, n_boot=n_boot, seed=seed)
         out.setdefault(g, {})[f] = {"mean": float(arr.mean()),
                                     "sem": float(arr.std(ddof=1) / np.sqrt(len(arr))) if len(arr) > 1 else 0.0,
-                                    "n_edits": len(arr)}
+                                    "ci_low": ci["ci_low"], "ci_high": ci["ci_high"], "n_edits": len(arr)}
     return out
 
 
-def markdown_table(columns: dict[str, dict], extra_rows: dict[str, dict[str, str]] | None = None) -> str:
-    """One row per metric, one column per editor (``{"unedited": aggregate, "ROME": aggregate, ...}``)."""
+def format_cell(cell: dict | None, kl: bool = False, intervals: bool = False) -> str:
+    """``0.850`` (``0.0268`` for KL), with ``[low, high]`` appended when `intervals` and the cell has them."""
+    if cell is None:
+        return "-"
+    fmt = "{:.3g}" if kl else "{:.3f}"
+    text = fmt.format(cell["mean"])
+    if intervals and "ci_low" in cell:
+        lo_hi = "{:.2g}" if kl else "{:.2f}"
+        text += f" [{lo_hi.format(cell['ci_low'])}, {lo_hi.format(cell['ci_high'])}]"
+    return text
+
+
+def markdown_table(columns: dict[str, dict], extra_rows: dict[str, dict[str, str]] | None = None,
+                   intervals: bool = False) -> str:
+    """One row per metric, one column per editor (``{"unedited": aggregate, "ROME": aggregate, ...}``);
+    with `intervals`, every cell also shows its 95 % bootstrap interval over edits."""
     names = list(columns)
     lines = ["| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for g, f, label in METRIC_ROWS:
-        cells = []
-        for name in names:
-            cell = columns[name].get(g, {}).get(f)
-            cells.append("-" if cell is None else (f"{cell['mean']:.3g}" if f == "nkl" else f"{cell['mean']:.3f}"))
+        cells = [format_cell(columns[name].get(g, {}).get(f), f == "nkl", intervals) for name in names]
         if any(c != "-" for c in cells):
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
     for label, row in (extra_rows or {}).items():
@@ -163,13 +178,13 @@ def evaluate_edit(lm, case: EditCase, editor, before: dict | None = None) -> dic
             "metrics_before": case_metrics(before), "metrics_after": case_metrics(before, after)}
 
 
-def summarise_edits(records: dict[str, list[dict]]) -> dict[str, dict]:
+def summarise_edits(records: dict[str, list[dict]], n_boot: int = N_BOOT, seed: int = 0) -> dict[str, dict]:
     """Aggregates per column: ``unedited`` (from the first editor's records) and every editor."""
     cols: dict[str, dict] = {}
     first = next((r for r in records.values() if r), [])
-    cols["unedited"] = aggregate(r["metrics_before"] for r in first)
+    cols["unedited"] = aggregate((r["metrics_before"] for r in first), n_boot, seed)
     for name, recs in records.items():
-        agg = aggregate(r["metrics_after"] for r in recs)
+        agg = aggregate((r["metrics_after"] for r in recs), n_boot, seed)
         for key in ("relative_fro", "delta_fro", "delta_max_abs", "seconds"):
             vals = [r["edit"][key] for r in recs if key in r["edit"]]
             if vals:

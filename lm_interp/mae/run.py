@@ -43,14 +43,18 @@ def corpus_windows(lm, source: str = "generated", n_docs: int = 400, window: int
 
 def explain_lm_neuron(lm, layer: int, neuron: int, train, held, config: MAEConfig | None = None,
                       backend: str | None = "causal_lm", backend_path: str | None = None, corpus: str = "generated",
-                      progress: bool = True, pool: int = 30) -> dict:
-    """The report dictionary (see `lm_interp.mae.report.explanation_to_dict`) of neuron `neuron` at ``blocks.L.mlp.hook_post``."""
+                      progress: bool = True, pool: int = 30, train_acts=None, heldout_acts=None) -> dict:
+    """The report dictionary (see `lm_interp.mae.report.explanation_to_dict`) of neuron `neuron` at ``blocks.L.mlp.hook_post``.
+
+    :param train_acts: / :param heldout_acts: the neuron's activations on `train` / `held` if already measured.
+    """
     check_neuron(lm, layer, neuron)
     cfg = config or MAEConfig()
     t0 = time.perf_counter()
     acts = LayerActivations(lm, layer)
     sub = make_backend(backend, lm, backend_path, pool) if backend else None
-    exp = explain_neuron(acts.neuron(neuron), train, held, default_mask_id(lm.tokenizer), sub, cfg, progress=progress)
+    exp = explain_neuron(acts.neuron(neuron), train, held, default_mask_id(lm.tokenizer), sub, cfg,
+                         train_acts=train_acts, heldout_acts=heldout_acts, progress=progress)
     meta = {"model": lm.spec, "description": lm.description, "hook": acts.hook, "layer": layer, "neuron": neuron,
             "corpus": corpus, "n_train_windows": len(train), "n_heldout_windows": len(held),
             "backend": backend, "backend_pool": pool if backend == "causal_lm" else None, "mask_token": lm.tokenizer.decode([default_mask_id(lm.tokenizer)]),
