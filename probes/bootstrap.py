@@ -65,3 +65,48 @@ def row_rank_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     den = np.sqrt((ra ** 2).sum(axis=1) * (rb ** 2).sum(axis=1))
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(den > 0, (ra * rb).sum(axis=1) / den, np.nan)
+
+
+def wilcoxon_p(differences) -> float:
+    """Two-sided Wilcoxon signed-rank p-value of paired differences (zeros dropped, as in Wilcoxon's test).
+
+    1.0 when every difference is zero (nothing to rank); NaN for no differences.
+    """
+    from scipy.stats import wilcoxon
+
+    d = np.asarray(differences, dtype=np.float64)
+    d = d[~np.isnan(d)]
+    if d.size == 0:
+        return float("nan")
+    d = d[d != 0]  # dropped before the call, so that scipy's exact distribution applies to small samples
+    if d.size == 0:
+        return 1.0
+    with warnings.catch_warnings():  # ties among the differences: scipy warns and uses the normal approximation
+        warnings.simplefilter("ignore")
+        return float(wilcoxon(d, alternative="two-sided").pvalue)
+
+
+def paired_difference(a, b, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> dict[str, float]:
+    """Paired comparison of two series measured on the same units, in the same order (NaN pairs dropped).
+
+    :returns: ``n``, ``mean_a``, ``mean_b``, ``mean_diff`` (a - b), ``ci_low`` / ``ci_high`` (percentile
+        bootstrap over units of the mean difference), ``wilcoxon_p`` (two-sided signed-rank test),
+        ``n_nonzero`` and ``wins`` / ``ties`` / ``losses`` (units where a is above / equal to / below b).
+    :raises ValueError: `a` and `b` of different shapes or not one-dimensional.
+    """
+    from probes.interventions import mean_interval
+
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"paired series need the same one-dimensional shape, got {x.shape} and {y.shape}")
+    if n_boot < 1 or not 0 < level < 1:
+        raise ValueError(f"n_boot must be >= 1 and level in (0, 1), got {n_boot} and {level}")
+    ok = ~(np.isnan(x) | np.isnan(y))
+    x, y = x[ok], y[ok]
+    d = x - y
+    ci = mean_interval(d, n_boot=n_boot, seed=seed, level=level)
+    nan = float("nan")
+    return {"n": int(d.size), "mean_a": float(x.mean()) if d.size else nan,
+            "mean_b": float(y.mean()) if d.size else nan, "mean_diff": ci["mean"], "ci_low": ci["ci_low"],
+            "ci_high": ci["ci_high"], "wilcoxon_p": wilcoxon_p(d), "n_nonzero": int(np.count_nonzero(d)),
+            "wins": int((d > 0).sum()), "ties": int((d == 0).sum()), "losses": int((d < 0).sum())}

@@ -14,7 +14,8 @@ report per neuron. A re-run skips neurons whose report is already there (resumab
 
 For each, the distribution of precision / recall / F1 over neurons (mean with a bootstrap
 interval over neurons, median, quartiles); for pairs, the per-neuron F1 difference (mean with
-a paired bootstrap interval, Wilcoxon signed-rank p-value, wins / ties / losses).
+a paired bootstrap interval, Wilcoxon signed-rank p-value, wins / ties / losses:
+`probes.bootstrap.paired_difference`).
 The folder: ``selection.json``, ``L{L}_N{N}.*`` per neuron, ``study.json``, ``study.md``, ``f1_by_predictor.png``.
 """
 
@@ -31,7 +32,12 @@ import numpy as np
 
 from common.atomic import atomic_save_figure, atomic_write_json, atomic_write_text
 from lm_interp.mae.pipeline import MAEConfig
-from probes.bootstrap import bootstrap_means, bootstrap_weights, percentile_interval
+from probes.bootstrap import (
+    bootstrap_means,
+    bootstrap_weights,
+    paired_difference,
+    percentile_interval,
+)
 
 log = logging.getLogger(__name__)
 
@@ -219,8 +225,6 @@ def compare_predictors(scores: dict[str, np.ndarray], n_boot: int = 2000, seed: 
 
     :param scores: ``{predictor: [n_neurons, 3]}`` precision / recall / F1 per neuron (NaN-free).
     """
-    from scipy.stats import wilcoxon
-
     n = len(next(iter(scores.values())))
     w = bootstrap_weights(n, n_boot, seed)
     dist = {}
@@ -232,11 +236,10 @@ def compare_predictors(scores: dict[str, np.ndarray], n_boot: int = 2000, seed: 
     for a, b in COMPARISONS:
         if a not in scores or b not in scores:
             continue
-        d = scores[a][:, 2] - scores[b][:, 2]
-        nonzero = d[np.abs(d) > 1e-12]
-        p = float(wilcoxon(nonzero).pvalue) if len(nonzero) >= 1 else 1.0
-        paired[f"{a} - {b}"] = {**_iv(d, w), "wilcoxon_p": float(f"{p:.3g}"), "wins": int((d > 1e-12).sum()),
-                                "ties": int((np.abs(d) <= 1e-12).sum()), "losses": int((d < -1e-12).sum())}
+        c = paired_difference(scores[a][:, 2], scores[b][:, 2], n_boot=n_boot, seed=seed)
+        paired[f"{a} - {b}"] = {"mean": round(c["mean_diff"], 4), "low": round(c["ci_low"], 4),
+                                "high": round(c["ci_high"], 4), "wilcoxon_p": float(f"{c['wilcoxon_p']:.3g}"),
+                                "wins": c["wins"], "ties": c["ties"], "losses": c["losses"]}
     return {"n_neurons": n, "n_boot": n_boot, "distributions": dist, "paired_f1": paired}
 
 
