@@ -67,6 +67,18 @@ def row_rank_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(den > 0, (ra * rb).sum(axis=1) / den, np.nan)
 
 
+def mean_interval(values: np.ndarray, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict[str, float]:
+    """Mean of `values` (NaNs dropped) and its percentile bootstrap interval over rows:
+    ``{"mean", "ci_low", "ci_high", "n"}`` (the same resamples as `bootstrap_weights` with one stratum)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[~np.isnan(v)]
+    if len(v) == 0:
+        return {"mean": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "n": 0}
+    idx = np.random.default_rng(seed).integers(0, len(v), size=(n_boot, len(v)))
+    low, high = percentile_interval(v[idx].mean(axis=1), level)
+    return {"mean": float(v.mean()), "ci_low": float(low), "ci_high": float(high), "n": int(len(v))}
+
+
 def wilcoxon_p(differences) -> float:
     """Two-sided Wilcoxon signed-rank p-value of paired differences (zeros dropped, as in Wilcoxon's test).
 
@@ -94,8 +106,6 @@ def paired_difference(a, b, n_boot: int = 2000, seed: int = 0, level: float = 0.
         ``n_nonzero`` and ``wins`` / ``ties`` / ``losses`` (units where a is above / equal to / below b).
     :raises ValueError: `a` and `b` of different shapes or not one-dimensional.
     """
-    from probes.interventions import mean_interval
-
     x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if x.shape != y.shape or x.ndim != 1:
         raise ValueError(f"paired series need the same one-dimensional shape, got {x.shape} and {y.shape}")

@@ -40,6 +40,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from probes.bootstrap import (
+    mean_interval,  # re-exported: the module's statistics use it
+)
 from probes.causal import (
     covariance,
     edit_output,
@@ -106,19 +109,6 @@ class JudgedPositions:
 
 
 # ---------------------------------------------------------------------------- statistics
-def mean_interval(values: np.ndarray, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict[str, float]:
-    """Mean of `values` (NaNs dropped) and its percentile bootstrap interval over rows."""
-    v = np.asarray(values, dtype=np.float64)
-    v = v[~np.isnan(v)]
-    if len(v) == 0:
-        return {"mean": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "n": 0}
-    idx = np.random.default_rng(seed).integers(0, len(v), size=(n_boot, len(v)))
-    boots = v[idx].mean(axis=1)
-    tail = (1 - level) / 2 * 100
-    return {"mean": float(v.mean()), "ci_low": float(np.percentile(boots, tail)),
-            "ci_high": float(np.percentile(boots, 100 - tail)), "n": int(len(v))}
-
-
 def ratio_interval(numerator: np.ndarray, denominator: np.ndarray, n_boot: int = 1000, seed: int = 0,
                    level: float = 0.95) -> dict[str, float]:
     """``sum(numerator) / sum(denominator)`` over rows and its bootstrap interval (rows resampled together)."""

@@ -1,7 +1,7 @@
 """Uncertainty over edits: percentile-bootstrap intervals of means and paired tests between editors.
 
 The unit is the edit (one case): every metric is first averaged over an edit's prompts, then
-resampled over edits. `mean_interval` (from `probes.interventions`) gives the mean and its 95 %
+resampled over edits. `mean_interval` (from `probes.bootstrap`) gives the mean and its 95 %
 percentile bootstrap interval; `paired_difference` compares two editors (or an editor and the
 unedited model) on the *same* edits: the mean per-edit difference with a paired bootstrap
 interval (edits resampled, differences kept together) and a two-sided Wilcoxon signed-rank test.
@@ -13,9 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
+from probes.bootstrap import mean_interval, wilcoxon_p
 from probes.bootstrap import paired_difference as shared_paired_difference
-from probes.bootstrap import wilcoxon_p
-from probes.interventions import mean_interval
 
 N_BOOT = 2000
 LEVEL = 0.95
