@@ -221,10 +221,22 @@ def study_networks(study: str | Path) -> list[UsageNetwork]:
     return out
 
 
+def _role_of(path: Path, name: str) -> str:
+    """``reference`` for a supervised run's folder or checkpoint (its config says so) or a name that says so."""
+    from agents.runs import read_run_config
+
+    run = path if path.is_dir() else (path.parent.parent if path.parent.name == "checkpoints" else path.parent)
+    try:
+        kind = read_run_config(run).kind
+    except (FileNotFoundError, ValueError):
+        kind = None
+    return "reference" if kind == "reference" or "reference" in name else "agent"
+
+
 def chosen_networks(study: str | Path | None, extra: Sequence[str | Path] = (),
                     extra_dataset: str | Path | None = None) -> list[UsageNetwork]:
     """The networks a CLI names: the final agents of a `study` folder, then `extra` checkpoints or run folders
-    (role ``reference`` when the name says so), measured on `extra_dataset` (default: the study's first seed's).
+    (role ``reference`` when their run config or name says so), measured on `extra_dataset` (default: the study's first seed's).
 
     :raises ValueError: when nothing is named, or `extra` has no dataset to be measured on.
     :raises FileNotFoundError: naming what the study folder lacks.
@@ -237,5 +249,5 @@ def chosen_networks(study: str | Path | None, extra: Sequence[str | Path] = (),
         raise ValueError("extra networks need a dataset to be measured on (or a study whose first seed's dataset is used)")
     for path in map(Path, extra):
         name = path.name if path.is_dir() else (path.parent.parent.name if path.parent.name == "checkpoints" else path.stem)
-        networks.append(UsageNetwork(name, path, dataset, None, "reference" if "reference" in name else "agent"))
+        networks.append(UsageNetwork(name, path, dataset, None, _role_of(path, name)))
     return networks

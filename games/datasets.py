@@ -146,8 +146,8 @@ def parse_sources(spec: str | dict[str, float], players: Sequence[str] = ()) -> 
 
 
 def play_game(game: Game, source: str, rng: random.Random, random_opening: int,
-              players: dict[str, Any] | None = None) -> list[Any]:
-    """States of one game from `source`, from the initial state to the end."""
+              players: dict[str, Any] | None = None, max_ply: int | None = None) -> list[Any]:
+    """States of one game from `source`, from the initial state to the end (or to `max_ply` plies)."""
     state = game.initial_state()
     states = [state]
     player = (players or {}).get(source)
@@ -156,7 +156,7 @@ def play_game(game: Game, source: str, rng: random.Random, random_opening: int,
         player_rng = np.random.default_rng(rng.getrandbits(63))
     else:
         eps = float(source.split("-", 1)[1]) if source.startswith("epsilon-") else 1.0
-    while not game.is_terminal(state):
+    while not game.is_terminal(state) and (max_ply is None or len(states) - 1 < max_ply):
         legal = game.legal_actions(state)
         if len(states) - 1 < random_opening or rng.random() < eps:
             action = rng.choice(legal)
@@ -226,6 +226,7 @@ def draw_sample(
     positions_file: str | Path | None = None,
     random_opening: int = 6,
     min_ply: int = 0,
+    max_ply: int | None = None,
     max_games: int | None = None,
     progress: bool = True,
     players: dict[str, Any] | None = None,
@@ -234,10 +235,12 @@ def draw_sample(
     the story of the draw (see `Sample`).
 
     `players` maps extra source names to players ``(game, state, rng) -> action``. Positions
-    of a positions file are taken whatever their ply; `min_ply` filters sampled games. When
+    of a positions file are taken whatever their ply; `min_ply` filters sampled games, and
+    `max_ply` (optional) too: a game then stops being played at that ply. When
     fewer than `n` distinct positions exist or were reached, a warning says so (see
     `Sample.note`; `build_dataset` also records it in the manifest)."""
-    _check_counts(n=n, min_ply=min_ply, random_opening=random_opening)
+    _check_counts(n=n, min_ply=min_ply, random_opening=random_opening, max_ply=max_ply)
+    _check_ply_range(min_ply, max_ply)
     weights = parse_sources(sources or DEFAULT_SOURCES, players=tuple(players or ()))
     rng = random.Random(seed)
     candidates: dict[Any, SampledPosition] = {}
@@ -269,14 +272,14 @@ def draw_sample(
         bar = tqdm(total=target, desc=f"sampling {game.name} positions", unit="pos")
     games_played = 0
     while names and len(candidates) < target and games_played < max_games:
-        if games_played == 1000 and not counted:
+        if games_played == 1000 and not counted and max_ply is None:
             # a small game may not even have `n` positions: count them once, and stop when all are found (every
             # one is then taken, so the result is the same as after `max_games` games, only sooner)
             existing, counted = count_live_positions(game, min_ply), True
         if existing is not None and existing <= n and len(candidates) - from_file >= existing:
             break
         source = names[int(np.searchsorted(np.cumsum(probs), rng.random(), side="right").clip(0, len(names) - 1))]
-        for ply, state in enumerate(play_game(game, source, rng, random_opening, players)):
+        for ply, state in enumerate(play_game(game, source, rng, random_opening, players, max_ply)):
             if ply < min_ply or game.is_terminal(state):
                 continue
             key = game.canonical_key(state)
@@ -291,7 +294,7 @@ def draw_sample(
     chosen = stratify(list(candidates.values()), n, rng)
     note = None
     if len(chosen) < n:
-        if names and not counted:
+        if names and not counted and max_ply is None:
             existing = count_live_positions(game, min_ply)
         note = _shortfall_note(game, n, len(chosen), min_ply, names, from_file, games_played, existing)
         logger.warning("%s", note)
@@ -350,6 +353,12 @@ def _check_counts(**values: int) -> None:
             raise ValueError(f"{name} must be an integer, got {value!r}")
         if value < least.get(name, 0):
             raise ValueError(f"{name} must be >= {least.get(name, 0)}, got {value}")
+
+
+def _check_ply_range(min_ply: int, max_ply: int | None) -> None:
+    """ValueError unless the ply window holds at least one ply."""
+    if max_ply is not None and max_ply < min_ply:
+        raise ValueError(f"max_ply ({max_ply}) is below min_ply ({min_ply}); no position could be drawn")
 
 
 def _ply(game: Game, state: Any) -> int:
@@ -440,6 +449,7 @@ def build_dataset(
     batch_size: int | None = None,
     random_opening: int | None = None,
     min_ply: int | None = None,
+    max_ply: int | None = None,
     solution_cache: str | Path | None = None,
     progress: bool = True,
     players: dict[str, Any] | None = None,
@@ -461,6 +471,7 @@ def build_dataset(
     :param batch_size: positions per part file (default: `default_batch_size`).
     :param random_opening: default `default_random_opening`.
     :param min_ply: default `default_min_ply` (Connect Four 7x6: 12).
+    :param max_ply: drop positions with more plies (default: none; e.g. an early-game dataset).
     :param solution_cache: SQLite file of exact solutions (default: the cache folder's
         ``solutions.sqlite`` for Connect Four solver concepts).
     :param progress: progress bars (sampling; labelling with an ETA) on stderr.
@@ -478,7 +489,8 @@ def build_dataset(
     """
     import pandas as pd
 
-    _check_counts(n=n, jobs=jobs, batch_size=batch_size, min_ply=min_ply, random_opening=random_opening)
+    _check_counts(n=n, jobs=jobs, batch_size=batch_size, min_ply=min_ply, random_opening=random_opening,
+                  max_ply=max_ply)
     check_engine_options(engine, address)
     game_kwargs = dict(game_kwargs or {})
     game = get(game_name, **game_kwargs)
@@ -493,6 +505,7 @@ def build_dataset(
         for _ in _read_positions_file(game, positions_file):  # every line checked before anything is written
             pass
     min_ply = default_min_ply(game) if min_ply is None else min_ply
+    _check_ply_range(min_ply, max_ply)
     random_opening = default_random_opening(game, weights) if random_opening is None else random_opening
     batch_size_given = batch_size is not None
     batch_size = default_batch_size(n) if batch_size is None else batch_size
@@ -516,6 +529,8 @@ def build_dataset(
               "min_ply": min_ply, "concepts": [c.name for c in chosen], "batch_size": batch_size,
               "generator_version": GENERATOR_VERSION,
               "players": {name: repr(p) for name, p in (players or {}).items() if name in weights}}
+    if max_ply is not None:  # only when given, so that the digests of datasets made before it existed still match
+        config["max_ply"] = max_ply
     # the batch size only cuts the work into part files: a resume keeps the saved one
     digest = hashlib.sha256(json.dumps({k: v for k, v in config.items() if k != "batch_size"}, sort_keys=True,
                                        default=str).encode()).hexdigest()[:16]
@@ -540,7 +555,8 @@ def build_dataset(
                            "(see docs/datasets.md); labelling from ply %d may take long",
                            game, default_min_ply(game), min_ply)
         drawn = draw_sample(game, n, seed=seed, sources=weights, positions_file=positions_file,
-                            random_opening=random_opening, min_ply=min_ply, progress=progress, players=players)
+                            random_opening=random_opening, min_ply=min_ply, max_ply=max_ply, progress=progress,
+                            players=players)
         if not drawn.positions:
             raise ValueError(f"no positions to label: {drawn.note}")
         rows = [{"text": p.text, "ply": p.ply, "game_id": p.game_id, "source": p.source} for p in drawn.positions]

@@ -37,7 +37,7 @@ import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -175,17 +175,35 @@ def _control_name(cell: dict) -> str:
     return cell["run"]
 
 
-# ---------------------------------------------------------------------------- deltas
-def paired_deltas(sweep_dir: str | Path, settings: StudySettings = StudySettings(),
-                  concepts: Sequence[str] | None = None) -> pd.DataFrame:
-    """Delta against the strongest control for every trained (run, checkpoint > 0, layer, concept) cell.
+# ---------------------------------------------------------------------------- scores on shared replicates
+@dataclass
+class ConceptScores:
+    """Every probed cell's score on one concept, on the sweep's validation and test games.
 
-    Columns: run, role, step, layer, layer_index, concept, metric, value (test), control (the
-    strongest control on the test games), control_value, delta, ci_low, ci_high (95% paired
-    bootstrap), se, p_value (delta > 0), p_margin (delta > margin), q_value and q_margin
-    (BH over the grid), validation_value, validation_control_value, validation_delta,
-    n_test_games, controls (how many).
+    :param cells: each cell's ``run``, ``role``, ``step``, ``layer`` (and ``layer_index``).
+    :param test: each cell's held-out test score (balanced accuracy, or R^2 when `regression`).
+    :param replicates: each cell's score in every bootstrap replicate of the test games (the same
+        replicates for every cell: differences between cells are paired).
+    :param validation: each cell's score on the validation games (for choosing layers).
     """
+
+    concept: str
+    regression: bool
+    cells: list[dict]
+    test: list[float]
+    replicates: list[np.ndarray]
+    validation: list[float]
+    n_test_games: int
+
+    @property
+    def metric(self) -> str:
+        return "r2" if self.regression else "balanced_accuracy"
+
+
+def concept_scores(sweep_dir: str | Path, settings: StudySettings = StudySettings(),
+                   concepts: Sequence[str] | None = None) -> Iterator[ConceptScores]:
+    """Score every cell of a sweep folder on each concept (in name order), with paired bootstrap replicates
+    over test games drawn once per concept from `settings.seed` (`paired_deltas`, `probes.comparison`)."""
     sweep_dir = Path(sweep_dir)
     data = read_labels(sweep_dir / LABELS_FILE)
     groups = np.asarray(data["groups"])
@@ -199,13 +217,11 @@ def paired_deltas(sweep_dir: str | Path, settings: StudySettings = StudySettings
     if concepts is not None:
         names = [n for n in names if n in set(concepts)]
     rng = np.random.default_rng(settings.seed)
-    rows = []
     for concept in names:
         labels = np.asarray(data[f"concept:{concept}"])
-        spatial = labels.ndim == 2
         regression = concept in numeric
         having = [c for c in cells if f"{prefix}{concept}" in c.predictions]
-        folds = _folds(labels, spatial, having[0], groups)
+        folds = _folds(labels, labels.ndim == 2, having[0], groups)
         classes = np.unique(folds["test"].y_true) if not regression else np.array([])
         test = folds["test"]
         weights = rng.multinomial(test.n_games, np.full(test.n_games, 1.0 / test.n_games), size=settings.n_boot)
@@ -217,14 +233,31 @@ def paired_deltas(sweep_dir: str | Path, settings: StudySettings = StudySettings
             point.append(_metric(regression, sums["test"].sum(axis=0)))
             boot.append(_metric(regression, weights @ sums["test"]))
             validation.append(_metric(regression, sums["validation"].sum(axis=0)))
-        metric = "r2" if regression else "balanced_accuracy"
-        for i, agent in enumerate(c.cell for c in having):
+        yield ConceptScores(concept, regression, [c.cell for c in having], point, boot, validation, test.n_games)
+
+
+# ---------------------------------------------------------------------------- deltas
+def paired_deltas(sweep_dir: str | Path, settings: StudySettings = StudySettings(),
+                  concepts: Sequence[str] | None = None) -> pd.DataFrame:
+    """Delta against the strongest control for every trained (run, checkpoint > 0, layer, concept) cell.
+
+    Columns: run, role, step, layer, layer_index, concept, metric, value (test), control (the
+    strongest control on the test games), control_value, delta, ci_low, ci_high (95% paired
+    bootstrap), se, p_value (delta > 0), p_margin (delta > margin), q_value and q_margin
+    (BH over the grid), validation_value, validation_control_value, validation_delta,
+    n_test_games, controls (how many).
+    """
+    sweep_dir = Path(sweep_dir)
+    rows = []
+    for scores in concept_scores(sweep_dir, settings, concepts):
+        having, point, boot, validation = scores.cells, scores.test, scores.replicates, scores.validation
+        for i, agent in enumerate(having):
             if agent["role"] not in TRAINED_ROLES or agent["step"] == 0:
                 continue
-            controls = [j for j, c in enumerate(having) if j != i and _is_control(c.cell, agent)]
+            controls = [j for j, c in enumerate(having) if j != i and _is_control(c, agent)]
             if not controls:
-                log.warning("no control for %s at %s/%s step %d; skipped", concept, agent["run"], agent["layer"],
-                            agent["step"])
+                log.warning("no control for %s at %s/%s step %d; skipped", scores.concept, agent["run"],
+                            agent["layer"], agent["step"])
                 continue
             control_points = np.array([point[j] for j in controls])
             strongest = controls[int(np.nanargmax(np.nan_to_num(control_points, nan=-np.inf)))]
@@ -238,14 +271,15 @@ def paired_deltas(sweep_dir: str | Path, settings: StudySettings = StudySettings
             lo, hi = (np.percentile(finite, [2.5, 97.5]) if len(finite) else (np.nan, np.nan))
             val_control = np.nanmax([validation[j] for j in controls])
             rows.append({"run": agent["run"], "role": agent["role"], "step": int(agent["step"]),
-                         "layer": agent["layer"], "layer_index": int(agent.get("layer_index", 0)), "concept": concept,
-                         "metric": metric, "value": float(point[i]), "control": _control_name(having[strongest].cell),
+                         "layer": agent["layer"], "layer_index": int(agent.get("layer_index", 0)),
+                         "concept": scores.concept, "metric": scores.metric, "value": float(point[i]),
+                         "control": _control_name(having[strongest]),
                          "control_value": float(point[strongest]), "delta": delta, "ci_low": float(lo),
                          "ci_high": float(hi), "se": se, "p_value": _one_sided_p(delta, se, 0.0),
                          "p_margin": _one_sided_p(delta, se, settings.margin),
                          "validation_value": float(validation[i]), "validation_control_value": float(val_control),
-                         "validation_delta": float(validation[i] - val_control), "n_test_games": test.n_games,
-                         "controls": len(controls)})
+                         "validation_delta": float(validation[i] - val_control),
+                         "n_test_games": scores.n_test_games, "controls": len(controls)})
     table = pd.DataFrame(rows)
     if table.empty:
         raise ValueError(f"{sweep_dir} has no trained cell with controls to compare (needs trained checkpoints past "
@@ -336,7 +370,8 @@ def analyse(sweep_dirs: Sequence[str | Path], settings: StudySettings = StudySet
 # ---------------------------------------------------------------------------- findings
 def findings(study: Study, runs: Sequence[str] | None = None, families: Mapping[str, str] | None = None,
              tcav: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per concept over `runs` (default: every agent run): the verdict and where, since when, how strongly.
+    """One row per concept over `runs` (default: every agent run, else every trained run): the verdict and
+    where, since when, how strongly.
 
     Columns: concept, family, metric, verdict (``yes``: represented beyond the strongest control in
     every run; ``not in every seed``; ``no``), runs_represented ("k/n"), layer (the chosen layer
@@ -351,6 +386,8 @@ def findings(study: Study, runs: Sequence[str] | None = None, families: Mapping[
     verdicts = study.verdicts
     if runs is None:
         runs = list(dict.fromkeys(verdicts.loc[verdicts["role"] == "agent", "run"]))
+        if not runs:  # a sweep of reference networks only: their findings
+            runs = list(dict.fromkeys(verdicts["run"]))
     runs = list(runs)
     if not runs:
         raise ValueError("no agent runs in the study")

@@ -65,6 +65,8 @@ def main(
     min_ply: Optional[int] = typer.Option(None, min=0, help=f"drop sampled positions with fewer stones/plies (default: "
                                                             f"connect4 7x6 12, i.e. at most 30 empty squares; "
                                                             f"tictactoe, nim 0). Seconds per position: {COST_TABLE}"),
+    max_ply: Optional[int] = typer.Option(None, min=0, help="drop sampled positions with more stones/plies "
+                                                            "(default: none), e.g. for an early-game dataset"),
     solution_cache: Optional[Path] = typer.Option(None, help="SQLite file of cached exact solutions (default: the cache folder)"),
     rebuild_cache: bool = typer.Option(False, help="if the solution cache is corrupt, move it aside to "
                                                    "FILE.corrupt-<time> and start a new one (default: stop with an error)"),
@@ -104,7 +106,7 @@ def main(
             players[f"agent-{k}"] = PolicyPlayer(loaded.model, name=str(loaded.path))
     path = build_dataset(game, n, out, seed=seed, sources=sources, positions_file=positions_file,
                          concepts=concepts.split(",") if concepts else None, game_kwargs=kwargs, jobs=jobs,
-                         batch_size=batch_size, random_opening=random_opening, min_ply=min_ply,
+                         batch_size=batch_size, random_opening=random_opening, min_ply=min_ply, max_ply=max_ply,
                          solution_cache=solution_cache, players=players, progress=not quiet, overwrite=overwrite,
                          book=book, rebuild_cache=rebuild_cache, engine=engine, address=address)
     typer.echo(f"wrote {path} and {path.parent / 'manifest.json'}")

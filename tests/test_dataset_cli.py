@@ -52,6 +52,8 @@ ROWS = [
     ("batch-size-zero", MAKE_DATASET, lambda t, f: _ttt_dataset(t, "--batch-size", "0"), r"--batch-size"),
     ("jobs-zero", MAKE_DATASET, lambda t, f: _ttt_dataset(t, "--jobs", "0"), r"--jobs"),
     ("min-ply-negative", MAKE_DATASET, lambda t, f: _ttt_dataset(t, "--min-ply", "-1"), r"--min-ply"),
+    ("max-ply-below-min-ply", MAKE_DATASET, lambda t, f: _ttt_dataset(t, "--min-ply", "5", "--max-ply", "3"),
+     r"max_ply \(3\) is below min_ply \(5\)"),
     ("unknown-game", MAKE_DATASET, lambda t, f: ["--game", "chess", "--out", str(t / "d")], r"unknown game 'chess'"),
     ("unknown-source", MAKE_DATASET, lambda t, f: _ttt_dataset(t, "--sources", "alphazero:1"),
      r"unknown source 'alphazero'"),

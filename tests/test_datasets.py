@@ -105,6 +105,8 @@ def test_parallel_labelling_matches_serial(tmp_path):
     ({"jobs": 0}, "jobs must be >= 1, got 0"),
     ({"min_ply": -1}, "min_ply must be >= 0, got -1"),
     ({"random_opening": -2}, "random_opening must be >= 0, got -2"),
+    ({"max_ply": -1}, "max_ply must be >= 0, got -1"),
+    ({"min_ply": 5, "max_ply": 3}, r"max_ply \(3\) is below min_ply \(5\)"),
     ({"sources": "random:0"}, "'random' has weight 0.0; weights must be positive"),
     ({"sources": "random:-1,epsilon-0.1:1"}, "'random' has weight -1.0"),
     ({"sources": "random:nan"}, "'random' has weight nan"),
@@ -141,6 +143,17 @@ def test_short_requests_warn_and_say_how_many_positions_exist(tmp_path, caplog):
     full = build_dataset("tictactoe", 40, tmp_path / "full", concepts=["win_in_1"], jobs=1, progress=False)
     manifest = json.loads((tmp_path / "full" / "manifest.json").read_text())
     assert len(pd.read_parquet(full)) == 40 and manifest["shortfall"] is None and manifest["produced"] == 40
+
+
+def test_max_ply_keeps_an_early_game_window(tmp_path):
+    path = build_dataset("tictactoe", 60, tmp_path / "d", min_ply=2, max_ply=4, concepts=["win_in_1"], jobs=1,
+                         progress=False)
+    plies = pd.read_parquet(path)["ply"]
+    assert plies.between(2, 4).all() and set(plies) == {2, 3, 4}
+    manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    assert manifest["max_ply"] == 4
+    plain = build_dataset("tictactoe", 20, tmp_path / "p", concepts=["win_in_1"], jobs=1, progress=False)
+    assert "max_ply" not in json.loads((plain.parent / "manifest.json").read_text())
 
 
 def test_sources_that_reach_too_few_positions_are_named(tmp_path, caplog):
