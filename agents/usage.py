@@ -236,7 +236,8 @@ def _role_of(path: Path, name: str) -> str:
 def chosen_networks(study: str | Path | None, extra: Sequence[str | Path] = (),
                     extra_dataset: str | Path | None = None) -> list[UsageNetwork]:
     """The networks a CLI names: the final agents of a `study` folder, then `extra` checkpoints or run folders
-    (role ``reference`` when their run config or name says so), measured on `extra_dataset` (default: the study's first seed's).
+    (role ``reference`` when their run config or name says so), measured on `extra_dataset` (default: the
+    study's first seed's).
 
     :raises ValueError: when nothing is named, or `extra` has no dataset to be measured on.
     :raises FileNotFoundError: naming what the study folder lacks.

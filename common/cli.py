@@ -10,6 +10,7 @@ Set ``SOLVEDLENS_DEBUG=1`` to see the full traceback instead.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import Any, Callable, NoReturn
 
@@ -57,6 +58,12 @@ def run_app(app: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         raise
     except (UserError, *USER_ERRORS) as exc:
         fail(_message(exc))
+
+
+def help_text(doc: str) -> str:
+    """A script's module docstring as click help: indented example blocks kept verbatim (click's
+    no-rewrap marker before each; a reST ``::`` before one becomes ``:``)."""
+    return re.sub(r":?:?\n\n(    \S)", lambda m: (":" if m.group(0).startswith(":") else "") + "\n\n\b\n" + m.group(1), doc)
 
 
 def parse_int_ranges(spec: str, name: str) -> list[int]:

@@ -19,10 +19,12 @@ from pathlib import Path
 
 import typer
 
+from common.cli import help_text
+
 app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode=None)
 
 
-@app.command()
+@app.command(help=help_text(__doc__))
 def main(
     study: Path = typer.Option(..., help="a recorded study folder (seedS/agent, seedS/dataset, seedS/sweep)"),
     oracle: Path = typer.Option(..., help="the oracle network's run folder (checkpoints/, evaluations.jsonl)"),

@@ -28,10 +28,12 @@ from typing import List, Optional
 
 import typer
 
+from common.cli import help_text
+
 app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode=None)
 
 
-@app.command()
+@app.command(help=help_text(__doc__))
 def main(
     dataset: List[Path] = typer.Option(..., help="dataset folder with the solver labels (repeatable: several "
                                                  "folders are trained on together)"),

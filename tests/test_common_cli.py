@@ -68,3 +68,12 @@ def test_ctrl_c_inside_a_typer_app_says_so(capsys, monkeypatch):
         run_app(app, args=[], prog_name="demo")
     assert info.value.code == EXIT_INTERRUPTED
     assert capsys.readouterr().err.strip().endswith("rerun the same command to resume)")
+
+
+def test_help_text_keeps_example_blocks_verbatim():
+    from common.cli import help_text
+
+    doc = "Do it.\n\nLike this::\n\n    python a.py \\\n        --x 1\n\nOr:\n\n    python b.py\n\nDone."
+    assert help_text(doc) == ("Do it.\n\nLike this:\n\n\b\n    python a.py \\\n        --x 1\n\nOr:\n\n\b\n"
+                              "    python b.py\n\nDone.")
+    assert help_text("Plain text.\n\nNo examples.") == "Plain text.\n\nNo examples."
