@@ -134,8 +134,9 @@ class SetDescription(_JsonPart):
 class Holdout(_JsonPart):
     """A supervised reference network on its held-out positions (`agents.reference`).
 
-    :param policy_ce: cross-entropy of the policy against the exact good-move targets.
-    :param value_mse: squared error of the value head against the exact game value.
+    :param policy_ce: cross-entropy of the policy against its exact targets (good moves, or score-weighted).
+    :param value_mse: squared error of the value head against its target (the game value, or the scaled exact
+        score of an oracle run: `agents.reference`).
     :param good_move_rate: share of positions where the greedy legal move keeps the game value.
     :param value_sign_accuracy: share of decisive positions whose value sign is right (NaN if none).
     """
